@@ -11,3 +11,7 @@ from .inputs import make_inputs
 
 __all__ = ["Prior", "activation_function", "check_inputs", "make_inputs"]
 __version__ = "0.1.0"
+
+from .spec import PointSpec, parse_point_spec  # noqa: E402
+
+__all__ += ["PointSpec", "parse_point_spec"]
