@@ -1,0 +1,36 @@
+# Snakemake workflow: finite-width Monte Carlo vs unified mean-field theory
+# (Segadlo et al. 2022).  Thin entry point: configuration, validation, rules.
+#
+#   snakemake --cores 2                        # default reduced-statistics run
+#   snakemake --cores 2 --config statistics=paper
+#   snakemake --report report.html             # HTML report with all figures
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/compare.smk"
+include: "workflow/rules/plot.smk"
+
+
+localrules:
+    all,
+    point_spec,
+    theory_spec,
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,1055 @@
+"""HDF5 sample store: per-block shard files, finalisation and reading.
+
+Store layout
+------------
+A store is a directory (``--store STORE``) holding one sub-directory per
+parameter point, named by :meth:`theory.PointSpec.point_key`::
+
+    STORE/<point_key>/spec.json                       distribution-defining spec
+    STORE/<point_key>/blocks/r{start:09d}-{stop:09d}.h5   one shard per block
+    STORE/<point_key>/blocks/.tmp-*                   in-flight temp files (ignored)
+    STORE/<point_key>/.lock                           advisory run lock (flock)
+
+``spec.json`` holds the parts of the spec that define the distribution of one
+realization (``prior``, ``inputs``, ``width``, ``method``, ``seed``) and the
+``point_key``.  ``realizations``, ``block_size`` and ``observables`` are *not*
+part of the point identity: blocks are realization ranges ``[start, stop)``
+and realization ``r`` depends only on ``(seed, point_key, r)``, so shards of
+any tiling, written by any number of ranks, can be reused.
+
+A shard (block file) contains one dataset per observable plus ``overflow``,
+each with the realization as leading axis (length ``stop - start``), and the
+attributes ``mcsim_block_format``, ``point_key``, ``start``, ``stop``,
+``observables`` (JSON list), ``sha256`` (checksum of names, dtypes, shapes and
+raw bytes of all datasets), ``complete`` (marker, written last) and some
+provenance.  Shards are written to a temp file and published by
+``os.replace``, so a shard under its final name is either complete or was
+corrupted afterwards (detected by the checksum / HDF5 open).
+
+Reuse rules
+-----------
+- A shard is *reusable* for a request if it is valid (opens, marker set,
+  ``point_key``/``start``/``stop`` match its name, leading axes match,
+  checksum matches) and it holds every requested observable.  Shards lacking
+  a now-requested observable are not reusable: their ranges are resampled
+  (the new shard replaces the old one when the names coincide).
+- Any set of reusable shards covering ``[0, R)`` can be finalised; if shards
+  overlap, a deterministic greedy tiling is used (at each position the shard
+  reaching furthest, ties broken by the larger start, then by file name).
+  Shards extending beyond ``R`` are sliced.
+- Concurrency: two runs of the same point may run at the same time.  The
+  advisory lock only produces a warning; correctness relies on atomic
+  ``os.replace`` of complete files with deterministic contents (last writer
+  wins, both writers write identical data), so concurrent runs can duplicate
+  work but not corrupt the store or the final file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import hashlib
+import json
+import os
+import re
+import socket
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+BLOCK_FORMAT = "mcsim-block-v1"
+POINT_FORMAT = "mcsim-point-v1"
+STORE_FORMAT = 1
+BLOCK_NAME_RE = re.compile(r"^r(\d{9,})-(\d{9,})\.h5$")
+TEMP_PREFIX = ".tmp-"
+IDENTITY_KEYS = ("prior", "inputs", "width", "method", "seed")
+#: Age in seconds after which a temp file of an unknown (other-host) process is removed.
+STALE_TEMP_SECONDS = 24 * 3600
+
+PathLike = Union[str, os.PathLike]
+
+
+class StoreError(RuntimeError):
+    """A store, shard or final point file is missing, incomplete or corrupt."""
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def block_name(start: int, stop: int) -> str:
+    """File name of the shard holding realizations ``[start, stop)``."""
+    return f"r{start:09d}-{stop:09d}.h5"
+
+
+def point_dir(store: PathLike, point_key: str) -> Path:
+    """Directory of one point inside the store root ``store``."""
+    return Path(store) / point_key
+
+
+def blocks_dir(pdir: PathLike) -> Path:
+    """Directory holding the shards of a point directory."""
+    return Path(pdir) / "blocks"
+
+
+def _temp_path(directory: Path, final_name: str) -> Path:
+    host = socket.gethostname().split(".")[0].replace("-", "_")
+    return directory / f"{TEMP_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{final_name}"
+
+
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """fsync ``tmp`` and atomically rename it to ``final`` (then fsync the directory)."""
+    _fsync_path(tmp)
+    os.replace(tmp, final)
+    _fsync_path(final.parent)
+
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+def _open_h5(path: PathLike, mode: str):
+    """Open an HDF5 file without HDF5 file locking (our files are immutable once published)."""
+    h5py = _h5py()
+    try:
+        return h5py.File(path, mode, locking=False)
+    except TypeError:  # pragma: no cover - very old h5py
+        return h5py.File(path, mode)
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+def checksum_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw C-order bytes of ``arrays``.
+
+    Parameters
+    ----------
+    arrays : mapping of str to ndarray
+        Datasets of one shard; iterated in sorted name order.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- spec.json
+
+
+def identity_dict(spec) -> dict:
+    """The distribution-defining part of a :class:`theory.PointSpec` plus its key."""
+    ident = {k: spec.raw[k] for k in IDENTITY_KEYS}
+    ident["point_key"] = spec.point_key()
+    ident["mcsim_store_format"] = STORE_FORMAT
+    return ident
+
+
+def prepare_point_dir(store: PathLike, spec) -> Path:
+    """Create ``STORE/<point_key>/blocks`` and write or check ``spec.json``.
+
+    Parameters
+    ----------
+    store : path
+        Store root (created if missing).
+    spec : theory.PointSpec
+
+    Returns
+    -------
+    Path
+        The point directory.
+
+    Raises
+    ------
+    StoreError
+        If ``store`` exists but is not a directory, or an existing
+        ``spec.json`` describes a different point.
+    """
+    root = Path(store)
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"store: {root} exists and is not a directory")
+    pdir = point_dir(root, spec.point_key())
+    try:
+        blocks_dir(pdir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"store: cannot create {blocks_dir(pdir)}: {exc.strerror or exc}") from None
+    ident = identity_dict(spec)
+    spec_path = pdir / "spec.json"
+    if spec_path.exists():
+        try:
+            existing = json.loads(spec_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"store: cannot read {spec_path}: {exc}") from None
+        mismatched = [k for k in (*IDENTITY_KEYS, "point_key") if existing.get(k) != ident[k]]
+        if mismatched:
+            raise StoreError(
+                f"store: {spec_path} describes a different point (keys {mismatched} differ); "
+                "the store directory is inconsistent"
+            )
+    else:
+        tmp = _temp_path(pdir, "spec.json")
+        tmp.write_text(json.dumps(ident, sort_keys=True, indent=1) + "\n")
+        _publish(tmp, spec_path)
+    return pdir
+
+
+# --------------------------------------------------------------------------- locking
+
+
+class PointLock:
+    """Advisory, non-blocking ``flock`` on ``<point_dir>/.lock``.
+
+    ``acquire()`` returns ``None`` on success, or a human-readable description
+    of the current holder when another process holds the lock (the caller
+    warns and continues: shard writes are atomic, see the module docstring).
+    The lock is released automatically when the process dies.
+    """
+
+    def __init__(self, pdir: PathLike):
+        self.path = Path(pdir) / ".lock"
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> Optional[str]:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                try:
+                    holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "unknown process"
+                finally:
+                    os.close(fd)
+                return holder
+            os.close(fd)  # locking unsupported on this file system: no detection
+            return None
+        info = f"host={socket.gethostname()} pid={os.getpid()} since={_utc_now()}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        self._fd = fd
+        return None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            try:
+                os.ftruncate(self._fd, 0)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+# --------------------------------------------------------------------------- temp files
+
+
+def clean_temp_files(pdir: PathLike, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove temp files left by killed runs.
+
+    A temp file is removed if its writer (host and pid encoded in the name)
+    ran on this host and is no longer alive, or if it is older than
+    ``max_age`` seconds.  Temp files of live writers are left alone.
+
+    Returns
+    -------
+    list of Path
+        The removed files.
+    """
+    import time
+
+    host = socket.gethostname().split(".")[0].replace("-", "_")
+    removed = []
+    for directory in (Path(pdir), blocks_dir(pdir)):
+        if not directory.is_dir():
+            continue
+        for p in directory.iterdir():
+            if not p.name.startswith(TEMP_PREFIX):
+                continue
+            parts = p.name[len(TEMP_PREFIX):].split("-")
+            stale = False
+            try:
+                stale = time.time() - p.stat().st_mtime > max_age
+            except OSError:
+                continue
+            if not stale and len(parts) >= 3 and parts[0] == host and parts[1].isdigit():
+                stale = not _pid_alive(int(parts[1]))
+            if stale:
+                try:
+                    p.unlink()
+                    removed.append(p)
+                except OSError:
+                    pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def write_block(pdir: PathLike, point_key: str, start: int, stop: int, arrays: Mapping[str, np.ndarray],
+                observables: Sequence[str], extra_attrs: Optional[Mapping[str, Any]] = None) -> Path:
+    """Atomically write one shard holding realizations ``[start, stop)``.
+
+    Parameters
+    ----------
+    pdir : path
+        Point directory (see :func:`prepare_point_dir`).
+    point_key : str
+    start, stop : int
+        Realization range, ``0 <= start < stop``.
+    arrays : mapping of str to ndarray
+        Output of :func:`mcsim.sample_point`: every name in ``observables``
+        plus ``"overflow"``; leading axis of length ``stop - start``.
+    observables : sequence of str
+        The observable names (without ``"overflow"``).
+    extra_attrs : mapping, optional
+        Additional provenance attributes.
+
+    Returns
+    -------
+    Path
+        The published shard path.
+
+    Raises
+    ------
+    ValueError
+        If a required array is missing or has the wrong leading length.
+    """
+    n = stop - start
+    names = list(observables) + ["overflow"]
+    for name in names:
+        if name not in arrays:
+            raise ValueError(f"arrays: sampler output lacks {name!r} (got {sorted(arrays)})")
+        if np.ndim(arrays[name]) < 1 or np.shape(arrays[name])[0] != n:
+            raise ValueError(
+                f"arrays: {name!r} has shape {np.shape(arrays[name])}, expected leading axis {n} "
+                f"for realizations [{start}, {stop})"
+            )
+    data = {name: np.ascontiguousarray(arrays[name]) for name in names}
+    directory = blocks_dir(pdir)
+    final = directory / block_name(start, stop)
+    tmp = _temp_path(directory, final.name)
+    try:
+        with _open_h5(tmp, "w") as f:
+            for name, a in data.items():
+                f.create_dataset(name, data=a)
+            attrs = f.attrs
+            attrs["mcsim_block_format"] = BLOCK_FORMAT
+            attrs["point_key"] = point_key
+            attrs["start"] = np.int64(start)
+            attrs["stop"] = np.int64(stop)
+            attrs["observables"] = json.dumps(list(observables))
+            attrs["sha256"] = checksum_arrays(data)
+            attrs["created_utc"] = _utc_now()
+            attrs["host"] = socket.gethostname()
+            attrs["pid"] = np.int64(os.getpid())
+            for k, v in (extra_attrs or {}).items():
+                attrs[k] = v
+            attrs["complete"] = True
+        _publish(tmp, final)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    return final
+
+
+@dataclass
+class ShardInfo:
+    """Result of inspecting one shard file.
+
+    Attributes
+    ----------
+    path : Path
+    start, stop : int
+        Realization range from the file name.
+    ok : bool
+        Whether the shard passed the checks.
+    problem : str
+        Why it failed (empty if ``ok``).
+    observables : tuple of str
+        Observable datasets present (without ``overflow``).
+    shapes : dict of str to tuple
+        Dataset shapes (including the leading realization axis).
+    dtypes : dict of str to str
+    verified : bool
+        Whether the checksum was verified (``ok`` then includes it).
+    """
+
+    path: Path
+    start: int
+    stop: int
+    ok: bool = False
+    problem: str = ""
+    observables: tuple = ()
+    shapes: dict = field(default_factory=dict)
+    dtypes: dict = field(default_factory=dict)
+    verified: bool = False
+
+    @property
+    def range_str(self) -> str:
+        return f"[{self.start}, {self.stop})"
+
+
+def read_block_arrays(path: PathLike) -> tuple[dict, dict]:
+    """Read all datasets and attrs of a shard (no validation)."""
+    with _open_h5(path, "r") as f:
+        arrays = {name: f[name][()] for name in f.keys()}
+        attrs = {k: _attr_py(v) for k, v in f.attrs.items()}
+    return arrays, attrs
+
+
+def inspect_block(path: PathLike, point_key: str, verify: bool = True) -> ShardInfo:
+    """Check one shard file; never raises for a bad shard (see ``ShardInfo.problem``).
+
+    Parameters
+    ----------
+    path : path
+        Shard file named ``r{start:09d}-{stop:09d}.h5``.
+    point_key : str
+        Expected point key.
+    verify : bool
+        Also read all data and verify the SHA-256 checksum.
+    """
+    path = Path(path)
+    m = BLOCK_NAME_RE.match(path.name)
+    if not m:
+        return ShardInfo(path, -1, -1, problem="file name is not r{start}-{stop}.h5")
+    start, stop = int(m.group(1)), int(m.group(2))
+    info = ShardInfo(path, start, stop)
+    if stop <= start:
+        info.problem = "empty or inverted range in file name"
+        return info
+    try:
+        with _open_h5(path, "r") as f:
+            attrs = f.attrs
+            if attrs.get("mcsim_block_format") != BLOCK_FORMAT:
+                info.problem = "not an mcsim block file (mcsim_block_format attribute missing)"
+                return info
+            if not bool(attrs.get("complete", False)):
+                info.problem = "completeness marker missing"
+                return info
+            if attrs.get("point_key") != point_key:
+                info.problem = f"belongs to point {attrs.get('point_key')!r}"
+                return info
+            if int(attrs.get("start", -1)) != start or int(attrs.get("stop", -1)) != stop:
+                info.problem = f"attrs range [{attrs.get('start')}, {attrs.get('stop')}) does not match file name"
+                return info
+            names = sorted(f.keys())
+            if "overflow" not in names:
+                info.problem = "overflow dataset missing"
+                return info
+            for name in names:
+                ds = f[name]
+                if ds.ndim < 1 or ds.shape[0] != stop - start:
+                    info.problem = f"dataset {name!r} has shape {ds.shape}, expected leading axis {stop - start}"
+                    return info
+                info.shapes[name] = tuple(ds.shape)
+                info.dtypes[name] = ds.dtype.str
+            declared = json.loads(attrs.get("observables", "[]"))
+            info.observables = tuple(n for n in names if n != "overflow")
+            if sorted(declared) != sorted(info.observables):
+                info.problem = f"declared observables {declared} differ from datasets {list(info.observables)}"
+                return info
+            if verify:
+                data = {name: f[name][()] for name in names}
+                if checksum_arrays(data) != attrs.get("sha256"):
+                    info.problem = "checksum mismatch (corrupt data)"
+                    return info
+                info.verified = True
+    except Exception as exc:  # truncated / unreadable HDF5 raise OSError and friends
+        info.problem = f"truncated or unreadable HDF5 file ({type(exc).__name__}: {exc})"
+        return info
+    info.ok = True
+    return info
+
+
+def scan_blocks(pdir: PathLike, point_key: str, verify: bool = True) -> list[ShardInfo]:
+    """Inspect every shard of a point directory (temp files are ignored).
+
+    Returns
+    -------
+    list of ShardInfo
+        Sorted by (start, stop, name); includes bad shards (``ok=False``).
+    """
+    directory = blocks_dir(pdir)
+    if not directory.is_dir():
+        return []
+    infos = []
+    for p in directory.iterdir():
+        if p.name.startswith(TEMP_PREFIX) or not p.name.endswith(".h5"):
+            continue
+        infos.append(inspect_block(p, point_key, verify=verify))
+    infos.sort(key=lambda s: (s.start, s.stop, s.path.name))
+    return infos
+
+
+def usable_shards(infos: Iterable[ShardInfo], observables: Sequence[str]) -> list[ShardInfo]:
+    """Valid shards that hold every observable in ``observables``."""
+    need = set(observables)
+    return [s for s in infos if s.ok and need.issubset(s.observables)]
+
+
+def choose_tiling(shards: Sequence[ShardInfo], realizations: int) -> tuple[list[tuple[ShardInfo, int, int]], list[tuple[int, int]]]:
+    """Deterministically cover ``[0, realizations)`` with shards.
+
+    Greedy: at position ``p`` take the shard with ``start <= p < stop`` that
+    reaches furthest (ties: larger start, then file name) and use its rows
+    ``[p, min(stop, R))``.  Positions no shard covers are gaps.
+
+    Returns
+    -------
+    pieces : list of (ShardInfo, lo, hi)
+        Global realization ranges ``[lo, hi)`` taken from each shard, in order.
+    gaps : list of (int, int)
+        Uncovered ranges ``[lo, hi)``.
+    """
+    pieces, gaps = [], []
+    cands = sorted((s for s in shards if s.start < realizations), key=lambda s: (s.start, s.stop, s.path.name))
+    key = lambda s: (s.stop, s.start, s.path.name)  # noqa: E731
+    p, i, best = 0, 0, None
+    while p < realizations:
+        # running maximum over shards starting at or before p; since p only grows and
+        # the maximum reaches furthest, a stale maximum means every seen shard is stale
+        while i < len(cands) and cands[i].start <= p:
+            if best is None or key(cands[i]) > key(best):
+                best = cands[i]
+            i += 1
+        if best is None or best.stop <= p:
+            best = None
+            nxt = min(cands[i].start if i < len(cands) else realizations, realizations)
+            gaps.append((p, nxt))
+            p = nxt
+            continue
+        hi = min(best.stop, realizations)
+        pieces.append((best, p, hi))
+        p, best = hi, None
+    return pieces, gaps
+
+
+def split_range(lo: int, hi: int, block_size: int) -> list[tuple[int, int]]:
+    """Split ``[lo, hi)`` into blocks whose inner boundaries are multiples of ``block_size``."""
+    out = []
+    p = lo
+    while p < hi:
+        nxt = min(hi, (p // block_size + 1) * block_size)
+        out.append((p, nxt))
+        p = nxt
+    return out
+
+
+@dataclass
+class Plan:
+    """What a run has to sample for one point.
+
+    Attributes
+    ----------
+    to_sample : list of (int, int)
+        Realization blocks ``[start, stop)`` to sample, in order.
+    reused : list of ShardInfo
+        Valid shards that already cover part of ``[0, R)``.
+    bad : list of ShardInfo
+        Corrupt / foreign shard files found (they will be replaced or ignored).
+    lacking : list of ShardInfo
+        Valid shards that lack a requested observable.
+    """
+
+    to_sample: list
+    reused: list
+    bad: list
+    lacking: list
+
+
+def plan_blocks(pdir: PathLike, spec, realizations: Optional[int] = None,
+                block_size: Optional[int] = None, verify: bool = True) -> Plan:
+    """Find the realization blocks still missing for ``spec`` in a point directory.
+
+    Parameters
+    ----------
+    pdir : path
+        Point directory.
+    spec : theory.PointSpec
+    realizations, block_size : int, optional
+        Override ``spec.realizations`` / ``spec.block_size``.
+    verify : bool
+        Verify checksums of existing shards (a corrupt shard is resampled).
+
+    Returns
+    -------
+    Plan
+    """
+    R = spec.realizations if realizations is None else int(realizations)
+    bs = spec.block_size if block_size is None else int(block_size)
+    infos = scan_blocks(pdir, spec.point_key(), verify=verify)
+    good = usable_shards(infos, spec.observables)
+    pieces, gaps = choose_tiling(good, R)
+    todo = [blk for lo, hi in gaps for blk in split_range(lo, hi, bs)]
+    reused = []
+    for s, _, _ in pieces:
+        if not reused or reused[-1] is not s:
+            reused.append(s)
+    bad = [s for s in infos if not s.ok]
+    lacking = [s for s in infos if s.ok and not set(spec.observables).issubset(s.observables)]
+    return Plan(todo, reused, bad, lacking)
+
+
+def _fmt_ranges(ranges: Sequence[tuple[int, int]], limit: int = 20) -> str:
+    txt = ", ".join(f"[{a}, {b})" for a, b in ranges[:limit])
+    if len(ranges) > limit:
+        txt += f", ... ({len(ranges) - limit} more)"
+    return txt
+
+
+# --------------------------------------------------------------------------- final file
+
+_DESCRIPTIONS = {
+    "y": "network outputs y[r, alpha, i]: realization r, pattern alpha (P), readout unit i (n_out)",
+    "caux": ("auxiliary covariance Caux^(a,b)_{alpha beta} (theory-notes Sec. 5, Eq. 26) "
+             "[r, a, b, alpha, beta]: realization, layer/step a and b in 0..A+1 (A+1 = readout), patterns"),
+    "chat": ("empirical covariance Chat^(a,b)_{alpha beta} = (1/n) h^(a)_alpha . h^(b)_beta "
+             "[r, a, b, alpha, beta]: realization, layer/step a and b in 0..A+1 (A+1 = readout: (1/n_out) y.y), patterns"),
+    "caux_diag": ("equal-layer auxiliary covariance Caux^(a,a)_{alpha beta} [r, a, alpha, beta]: "
+                  "realization, layer/step a in 0..A+1 (A+1 = readout), patterns"),
+    "chat_diag": ("equal-layer empirical covariance Chat^(a,a)_{alpha beta} [r, a, alpha, beta]: "
+                  "realization, layer/step a in 0..A+1 (A+1 = readout), patterns"),
+    "caux_readout": "readout auxiliary covariance Caux^(A+1,A+1)_{alpha beta} [r, alpha, beta]",
+    "chat_readout": "readout empirical covariance (1/n_out) y_alpha . y_beta [r, alpha, beta]",
+    "overflow": "True where realization r produced inf/nan (unstable regime) [r]",
+}
+
+
+def describe_dataset(name: str, shape: Sequence[int]) -> str:
+    """Human-readable description of a final-file dataset, including its shape."""
+    base = _DESCRIPTIONS.get(name, f"observable {name!r} from mcsim.sample_point; leading axis = realization r")
+    return f"{base}; shape {tuple(int(s) for s in shape)}"
+
+
+def _package_versions() -> dict:
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for mod in ("theory", "mcsim", "numpy", "numba", "h5py", "mpi4py"):
+        try:
+            versions[mod] = str(__import__(mod).__version__)
+        except Exception:  # pragma: no cover - optional
+            versions[mod] = "unavailable"
+    try:
+        versions["hdf5"] = _h5py().version.hdf5_version
+    except Exception:  # pragma: no cover
+        pass
+    return versions
+
+
+def _resolved_method(spec) -> str:
+    if spec.method != "auto":
+        return spec.method
+    import mcsim
+
+    return str(mcsim.resolve_method(spec.prior, spec.X, spec.width))
+
+
+def point_attrs(spec, realizations: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
+    """Root attributes of a final point file (see :func:`finalise`)."""
+    attrs: dict[str, Any] = {
+        "mcsim_format": POINT_FORMAT,
+        "point_key": spec.point_key(),
+        "spec_json": spec.canonical_json(),
+        "identity_json": json.dumps({k: spec.raw[k] for k in IDENTITY_KEYS}, sort_keys=True, separators=(",", ":")),
+        "label": str(spec.raw.get("label", "")),
+    }
+    for k, v in spec.prior.to_dict().items():
+        attrs[k] = np.asarray(v, dtype=float) if isinstance(v, list) else v
+    attrs["g2_layers"] = np.asarray(spec.prior.g2_layers, dtype=float)
+    attrs["sigma2_layers"] = np.asarray(spec.prior.sigma2_layers, dtype=float)
+    attrs["nu_layers"] = np.asarray(spec.prior.nu_layers, dtype=float)
+    attrs["width"] = np.int64(spec.width)
+    attrs["widths"] = np.asarray(spec.prior.widths(spec.width), dtype=np.int64)
+    attrs["realizations"] = np.int64(realizations)
+    attrs["seed"] = np.int64(spec.seed)
+    attrs["block_size"] = np.int64(spec.block_size)
+    attrs["method"] = spec.method
+    attrs["method_requested"] = spec.method
+    attrs["method_resolved"] = _resolved_method(spec)
+    attrs["observables"] = json.dumps(list(spec.observables))
+    attrs["inputs_spec_json"] = json.dumps(spec.raw["inputs"], sort_keys=True, separators=(",", ":"))
+    if isinstance(spec.raw["inputs"], dict) and "seed" in spec.raw["inputs"]:
+        attrs["inputs_seed"] = np.int64(spec.raw["inputs"]["seed"])
+    attrs["n_patterns"] = np.int64(spec.X.shape[0])
+    attrs["n_in"] = np.int64(spec.X.shape[-1])
+    for k, v in _package_versions().items():
+        attrs[f"version_{k}"] = v
+    attrs["created_utc"] = _utc_now()
+    for k, v in (extra or {}).items():
+        attrs[k] = v
+    return attrs
+
+
+def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = None,
+             extra_attrs: Optional[Mapping[str, Any]] = None) -> Path:
+    """Merge the shards of a point into one self-describing HDF5 file.
+
+    The output holds, at the root, one dataset per requested observable
+    (shape ``(R, ...)``, named as in :func:`mcsim.sample`), ``/overflow``
+    ``(R,)`` bool and ``/inputs`` (X), each with a ``description`` attribute,
+    and the root attributes of :func:`point_attrs` plus ``overflow_count``,
+    ``n_shards`` and finally ``complete = True``.  Data are copied (no
+    virtual datasets), every shard's checksum is verified while copying, and
+    the file is written to a temp file then renamed, so ``out`` is never a
+    partial file and never contains fill values.
+
+    Parameters
+    ----------
+    spec : theory.PointSpec
+    pdir : path
+        Point directory.
+    out : path
+        Output file; its directory must exist.
+    realizations : int, optional
+        Override ``spec.realizations``.
+    extra_attrs : mapping, optional
+        Extra root attributes (e.g. MPI rank count).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    StoreError
+        Naming every missing realization range and every corrupt/truncated
+        shard, if ``[0, R)`` cannot be assembled from valid shards.
+    """
+    R = spec.realizations if realizations is None else int(realizations)
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise StoreError(f"out: directory does not exist: {out.parent}")
+    if out.is_dir():
+        raise StoreError(f"out: {out} is a directory")
+    key = spec.point_key()
+    infos = scan_blocks(pdir, key, verify=False)
+    good = usable_shards(infos, spec.observables)
+    pieces, gaps = choose_tiling(good, R)
+    if gaps:
+        raise StoreError(_missing_message(pdir, key, R, gaps, infos, spec.observables))
+    names = list(spec.observables) + ["overflow"]
+    # consistent trailing shapes / dtypes across the chosen shards
+    ref = pieces[0][0]
+    for s, _, _ in pieces[1:]:
+        for name in names:
+            if s.shapes[name][1:] != ref.shapes[name][1:] or s.dtypes[name] != ref.dtypes[name]:
+                raise StoreError(
+                    f"store: shard {s.path.name} has {name!r} of shape {s.shapes[name]} / dtype {s.dtypes[name]}, "
+                    f"inconsistent with {ref.path.name} ({ref.shapes[name]} / {ref.dtypes[name]})"
+                )
+    tmp = _temp_path(out.parent, out.name)
+    corrupt: list[tuple[ShardInfo, str]] = []
+    overflow_count = 0
+    try:
+        with _open_h5(tmp, "w") as f:
+            dsets = {}
+            for name in names:
+                shape = (R, *ref.shapes[name][1:])
+                dsets[name] = f.create_dataset(name, shape=shape, dtype=np.dtype(ref.dtypes[name]))
+                dsets[name].attrs["description"] = describe_dataset(name, shape)
+            for s, lo, hi in pieces:
+                if corrupt:  # keep scanning only to report every bad shard
+                    bad = _verify_only(s)
+                    if bad:
+                        corrupt.append((s, bad))
+                    continue
+                try:
+                    arrays, attrs = read_block_arrays(s.path)
+                except Exception as exc:
+                    corrupt.append((s, f"truncated or unreadable HDF5 file ({type(exc).__name__}: {exc})"))
+                    continue
+                if checksum_arrays(arrays) != attrs.get("sha256"):
+                    corrupt.append((s, "checksum mismatch (corrupt data)"))
+                    continue
+                a, b = lo - s.start, hi - s.start
+                for name in names:
+                    dsets[name][lo:hi] = arrays[name][a:b]
+                overflow_count += int(np.count_nonzero(arrays["overflow"][a:b]))
+            if corrupt:
+                raise StoreError(_corrupt_message(pdir, key, R, corrupt))
+            X = np.asarray(spec.X)
+            inp = f.create_dataset("inputs", data=X)
+            inp.attrs["description"] = describe_dataset(
+                "inputs", X.shape).replace("observable 'inputs' from mcsim.sample_point; leading axis = realization r",
+                                           "network inputs X: (P, n_in) single inputs at a = 0, or (P, A+1, n_in) sequences")
+            attrs = point_attrs(spec, R, extra_attrs)
+            attrs["overflow_count"] = np.int64(overflow_count)
+            attrs["n_shards"] = np.int64(len(pieces))
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            f.attrs["complete"] = True
+        _publish(tmp, out)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    return out
+
+
+def _verify_only(s: ShardInfo) -> str:
+    try:
+        arrays, attrs = read_block_arrays(s.path)
+    except Exception as exc:
+        return f"truncated or unreadable HDF5 file ({type(exc).__name__}: {exc})"
+    if checksum_arrays(arrays) != attrs.get("sha256"):
+        return "checksum mismatch (corrupt data)"
+    return ""
+
+
+def _missing_message(pdir, key, R, gaps, infos, observables) -> str:
+    msg = [f"finalize: point {key[:12]} in {pdir}: cannot assemble realizations [0, {R}): "
+           f"missing realization ranges {_fmt_ranges(gaps)}"]
+    bad = [s for s in infos if not s.ok and s.start < R and any(s.start < hi and lo < s.stop for lo, hi in gaps)]
+    if bad:
+        msg.append("corrupt/truncated shards: " + "; ".join(f"{s.path.name} {s.range_str}: {s.problem}" for s in bad))
+    lacking = [s for s in infos if s.ok and not set(observables).issubset(s.observables)
+               and any(s.start < hi and lo < s.stop for lo, hi in gaps)]
+    if lacking:
+        msg.append("shards lacking requested observables " + str(list(observables)) + ": "
+                   + ", ".join(f"{s.path.name} (has {list(s.observables)})" for s in lacking))
+    msg.append("rerun 'python -m mcsim run' with the same spec to sample them")
+    return "; ".join(msg)
+
+
+def _corrupt_message(pdir, key, R, corrupt) -> str:
+    items = "; ".join(f"{s.path.name} realizations {s.range_str}: {why}" for s, why in corrupt)
+    return (f"finalize: point {key[:12]} in {pdir}: corrupt/truncated shards: {items}; "
+            "rerun 'python -m mcsim run' with the same spec to resample them")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _attr_py(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray) and v.dtype.kind in ("O", "S"):
+        return [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
+    return v
+
+
+def read_point(path: PathLike) -> tuple[dict, dict]:
+    """Read a finalised point file.
+
+    Parameters
+    ----------
+    path : path
+        File written by :func:`finalise` (``python -m mcsim run/finalize``).
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+        Every root dataset: the observables (leading axis = realization,
+        length R), ``"overflow"`` (R,) bool and ``"inputs"`` (X).
+    attrs : dict
+        Root attributes as Python / NumPy values (see :func:`point_attrs`);
+        ``attrs["observables"]`` is decoded to a list.
+
+    Raises
+    ------
+    StoreError
+        If the file is missing, unreadable, not a complete finalised point
+        file, or a dataset has the wrong number of realizations.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such point file")
+    try:
+        with _open_h5(path, "r") as f:
+            attrs = {k: _attr_py(v) for k, v in f.attrs.items()}
+            if attrs.get("mcsim_format") != POINT_FORMAT:
+                raise StoreError(f"{path}: not a finalised mcsim point file (mcsim_format attribute missing)")
+            if attrs.get("complete") is not True:
+                raise StoreError(f"{path}: incomplete point file (completeness marker missing)")
+            arrays = {name: f[name][()] for name in f.keys()}
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"{path}: unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
+    attrs["observables"] = json.loads(attrs["observables"])
+    R = int(attrs["realizations"])
+    for name in [*attrs["observables"], "overflow"]:
+        if name not in arrays:
+            raise StoreError(f"{path}: dataset {name!r} missing")
+        if arrays[name].shape[:1] != (R,):
+            raise StoreError(f"{path}: dataset {name!r} has shape {arrays[name].shape}, expected {R} realizations")
+    return arrays, attrs
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _intervals(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
+
+
+def describe_point_dir(pdir: PathLike, spec=None, verify: bool = False) -> str:
+    """Multi-line summary of a point directory (for ``python -m mcsim info``)."""
+    pdir = Path(pdir)
+    lines = [f"point directory: {pdir}"]
+    ident = {}
+    try:
+        ident = json.loads((pdir / "spec.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        lines.append(f"  spec.json: unreadable ({exc})")
+    key = ident.get("point_key", pdir.name)
+    lines.append(f"  point_key: {key}")
+    if ident:
+        lines.append(f"  prior: {json.dumps(ident.get('prior'), sort_keys=True)}")
+        lines.append(f"  inputs: {json.dumps(ident.get('inputs'), sort_keys=True)}")
+        lines.append(f"  width: {ident.get('width')}  seed: {ident.get('seed')}  method: {ident.get('method')}")
+    infos = scan_blocks(pdir, key, verify=verify)
+    good = [s for s in infos if s.ok]
+    bad = [s for s in infos if not s.ok]
+    present = _intervals((s.start, s.stop) for s in good)
+    n_present = sum(b - a for a, b in present)
+    lines.append(f"  shards: {len(infos)} ({len(good)} valid, {len(bad)} bad)"
+                 + ("" if verify else "; checksums not verified (use --verify)"))
+    lines.append(f"  realizations present: {n_present} in {_fmt_ranges(present) or 'none'}")
+    R = spec.realizations if spec is not None else (present[-1][1] if present else 0)
+    if spec is not None:
+        lines.append(f"  requested by spec: realizations [0, {R}), observables {list(spec.observables)}")
+        pieces, gaps = choose_tiling(usable_shards(infos, spec.observables), R)
+    else:
+        pieces, gaps = choose_tiling(good, R)
+    lines.append(f"  missing in [0, {R}): {_fmt_ranges(gaps) or 'none'}")
+    obs_sets = sorted({s.observables for s in good})
+    for obs in obs_sets:
+        shards = [s for s in good if s.observables == obs]
+        n = sum(s.stop - s.start for s in shards)
+        shapes = ", ".join(f"{k} (R, {', '.join(map(str, v[1:]))})".replace(", )", ")")
+                           for k, v in sorted(shards[0].shapes.items()))
+        lines.append(f"  observables {list(obs)}: {len(shards)} shards, {n} realizations; shapes {shapes}")
+    if pieces:
+        n_over = 0
+        for s, lo, hi in pieces:
+            try:
+                with _open_h5(s.path, "r") as f:
+                    n_over += int(np.count_nonzero(f["overflow"][lo - s.start:hi - s.start]))
+            except Exception:
+                pass
+        lines.append(f"  overflow count (over {sum(hi - lo for _, lo, hi in pieces)} covered realizations): {n_over}")
+    for s in bad:
+        lines.append(f"  BAD shard {s.path.name} {s.range_str}: {s.problem}")
+    temps = [p.name for d in (pdir, blocks_dir(pdir)) if d.is_dir() for p in d.iterdir()
+             if p.name.startswith(TEMP_PREFIX)]
+    if temps:
+        lines.append(f"  temp files (in-flight or left by killed runs; ignored): {len(temps)}")
+    return "\n".join(lines)
+
+
+def describe_final_file(path: PathLike) -> str:
+    """Multi-line summary of a finalised point file (for ``python -m mcsim info``)."""
+    path = Path(path)
+    lines = [f"point file: {path}"]
+    try:
+        with _open_h5(path, "r") as f:
+            attrs = {k: _attr_py(v) for k, v in f.attrs.items()}
+            shapes = {name: (f[name].shape, f[name].dtype.str) for name in f.keys()}
+            n_over = int(np.count_nonzero(f["overflow"][()])) if "overflow" in f else None
+    except Exception as exc:
+        raise StoreError(f"{path}: unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
+    if attrs.get("mcsim_format") != POINT_FORMAT:
+        raise StoreError(f"{path}: not a finalised mcsim point file (mcsim_format attribute missing)")
+    lines.append(f"  complete: {attrs.get('complete') is True}")
+    lines.append(f"  point_key: {attrs.get('point_key')}")
+    prior_keys = ("arch", "depth", "activation", "g2", "sigma2", "g2_in", "bias", "g2_out", "sigma2_out", "nu", "n_out")
+    lines.append("  prior: " + ", ".join(f"{k}={_short(attrs.get(k))}" for k in prior_keys if k in attrs))
+    lines.append(f"  width: {attrs.get('width')}  seed: {attrs.get('seed')}  method: {attrs.get('method_requested')}"
+                 f" -> {attrs.get('method_resolved')}")
+    lines.append(f"  inputs: {attrs.get('inputs_spec_json')}")
+    lines.append(f"  realizations: {attrs.get('realizations')} (all present), shards merged: {attrs.get('n_shards')}")
+    for name, (shape, dt) in sorted(shapes.items()):
+        lines.append(f"  /{name}: shape {tuple(shape)} dtype {dt}")
+    lines.append(f"  overflow count: {n_over}")
+    vers = ", ".join(f"{k[8:]}={v}" for k, v in sorted(attrs.items()) if k.startswith("version_"))
+    lines.append(f"  versions: {vers}")
+    lines.append(f"  created: {attrs.get('created_utc')}")
+    return "\n".join(lines)
+
+
+def _short(v):
+    if isinstance(v, np.ndarray):
+        return "[" + ", ".join(f"{x:g}" for x in v.tolist()) + "]"
+    return v
+
+
+def describe_path(path: PathLike, spec=None, verify: bool = False) -> str:
+    """Summarise a final point file, a point directory or a store root."""
+    path = Path(path)
+    if path.is_file():
+        return describe_final_file(path)
+    if not path.is_dir():
+        raise StoreError(f"{path}: no such file or directory")
+    if spec is not None and (path / spec.point_key() / "spec.json").is_file():
+        return describe_point_dir(path / spec.point_key(), spec=spec, verify=verify)
+    if (path / "spec.json").is_file() or (path / "blocks").is_dir():
+        if spec is not None and path.name != spec.point_key():
+            raise StoreError(f"{path}: point directory does not belong to the given spec (key {spec.point_key()[:12]})")
+        return describe_point_dir(path, spec=spec, verify=verify)
+    points = sorted(p for p in path.iterdir() if (p / "spec.json").is_file())
+    if spec is not None:
+        return f"store {path}: point {spec.point_key()} not present (no {spec.point_key()}/spec.json)"
+    if not points:
+        return f"store {path}: no points"
+    return "\n".join([f"store {path}: {len(points)} point(s)"] + [describe_point_dir(p, verify=verify) for p in points])

@@ -1,0 +1,225 @@
+"""I/O helpers shared by the workflow scripts (no numerics here).
+
+Scripts run via Snakemake's ``script:`` directive from a temporary copy, so
+they put ``snakemake.scriptdir`` on ``sys.path`` before importing this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+def setup_logging(smk) -> logging.Logger:
+    """Send this script's log records, warnings and uncaught errors to the rule's log file."""
+    log_path = smk.log[0]
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    logger = logging.getLogger(Path(sys.argv[0]).stem)
+
+    def _excepthook(exc_type, exc, tb):
+        logger.error("uncaught exception", exc_info=(exc_type, exc, tb))
+        sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = _excepthook
+    return logger
+
+
+def read_h5(path) -> tuple[dict, dict]:
+    """Read every root dataset and root attribute of an HDF5 file.
+
+    Returns
+    -------
+    data : dict of str -> ndarray
+    attrs : dict of str -> python scalars/str
+    """
+    data, attrs = {}, {}
+    with h5py.File(path, "r") as fh:
+        for name, obj in fh.items():
+            if isinstance(obj, h5py.Dataset):
+                data[name] = obj[()]
+        for key, value in fh.attrs.items():
+            if isinstance(value, bytes):
+                value = value.decode()
+            elif isinstance(value, np.generic):
+                value = value.item()
+            elif isinstance(value, np.ndarray):
+                value = value.tolist()
+            attrs[key] = value
+    return data, attrs
+
+
+def valid_realizations(data: dict) -> np.ndarray:
+    """Boolean mask (R,) of realizations without overflow (all True if not recorded)."""
+    any_obs = next(v for k, v in data.items() if k not in ("inputs", "overflow"))
+    if "overflow" in data:
+        return ~np.asarray(data["overflow"], dtype=bool)
+    return np.ones(any_obs.shape[0], dtype=bool)
+
+
+def _clean(value):
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return "nan" if math.isnan(value) else repr(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_table(csv_path, meta_path, rows: list[dict], columns: dict, description: str, experiment: dict, extra=None):
+    """Write a tidy CSV table and a JSON sidecar describing its columns and parameters.
+
+    Parameters
+    ----------
+    csv_path, meta_path : path-like
+    rows : list of dict
+        One dict per row; keys must be exactly ``columns``.
+    columns : dict of str -> str
+        Column name -> description (with units where meaningful).
+    description : str
+        What the table contains.
+    experiment : dict
+        Experiment configuration (recorded verbatim).
+    extra : dict, optional
+        Further metadata (package versions, comparison options, ...).
+    """
+    names = list(columns)
+    for row in rows:
+        if set(row) != set(names):
+            raise ValueError(f"rows: columns {sorted(row)} do not match {sorted(names)}")
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _clean(v) for k, v in row.items()})
+    meta = {"table": str(Path(csv_path).name), "description": description, "columns": columns, "experiment": experiment}
+    if extra:
+        meta.update(extra)
+    with open(meta_path, "w") as fh:
+        json.dump(meta, fh, indent=1, sort_keys=True, default=str)
+        fh.write("\n")
+
+
+def read_table(csv_path) -> list[dict]:
+    """Read a table written by :func:`write_table`; numeric-looking cells become float/int."""
+
+    def conv(text):
+        for cast in (int, float):
+            try:
+                return cast(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(csv_path, newline="") as fh:
+        return [{k: conv(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def package_versions() -> dict:
+    """Versions of the project packages used by a script."""
+    out = {}
+    for name in ("theory", "mcsim", "numpy", "h5py"):
+        try:
+            out[name] = getattr(__import__(name), "__version__", "unknown")
+        except ImportError:
+            out[name] = "not installed"
+    return out
+
+
+def point_columns() -> dict:
+    """Descriptions of the per-point parameter columns shared by all tables."""
+    return {
+        "point": "parameter point name (results/<exp>/sim/<point>.h5)",
+        "arch": "architecture: dnn or rnn",
+        "bias": "bias mode: uncorrelated or static",
+        "activation": "activation function phi",
+        "width": "layer width n (units)",
+        "depth": "depth A (hidden layers / time steps a = 0..A)",
+        "g2": "weight variance g^2",
+        "sigma2": "bias variance sigma^2",
+        "g2_in": "input weight variance g_0^2 (scaled by 1/n_in)",
+        "input_set": "index of the input draw (input seed = inputs.seed + input_set)",
+        "realizations": "weight realizations used (overflowed ones excluded)",
+        "overflowed": "realizations dropped because they overflowed (inf/nan)",
+    }
+
+
+def point_row(point: str, params: dict, used: int, overflowed: int) -> dict:
+    """The parameter columns of one row (see :func:`point_columns`)."""
+    return {
+        "point": point,
+        **{k: params[k] for k in ("arch", "bias", "activation", "width", "depth", "g2", "sigma2", "g2_in", "input_set")},
+        "realizations": int(used),
+        "overflowed": int(overflowed),
+    }
+
+
+def save_figure(fig, outputs, dpi: int):
+    """Save one matplotlib figure to every output path (format from the suffix)."""
+    for path in outputs:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+
+
+def prior_title(experiment: dict) -> str:
+    """Short text of the experiment-wide parameters for figure titles."""
+    grid, prior = experiment.get("grid", {}), experiment.get("prior", {})
+    parts = []
+    for label, values in (("phi", grid.get("activation")), ("g^2", grid.get("g2"))):
+        if values and len(values) == 1:
+            parts.append(f"{label}={values[0]}")
+    if "sigma2" in prior:
+        parts.append(f"sigma^2={prior['sigma2']}")
+    if "g2_in" in prior:
+        parts.append(f"g_0^2={prior['g2_in']}")
+    for label, key in (("n", "width"), ("A", "depth")):
+        values = grid.get(key)
+        if values and len(values) == 1:
+            parts.append(f"{label}={values[0]}")
+    if "realizations" in experiment:
+        parts.append(f"R={experiment['realizations']}")
+    if experiment.get("input_sets", 1) > 1:
+        parts.append(f"{experiment['input_sets']} input sets")
+    return ", ".join(parts)
+
+
+ARCH_COLORS = {"dnn": "tab:orange", "rnn": "tab:blue"}
+ARCH_MARKERS = {"dnn": "o", "rnn": "s"}
+BIAS_STYLES = {"uncorrelated": "-", "static": "--"}
+
+
+def new_figure(nrows: int, ncols: int, width: float = 4.2, height: float = 3.2):
+    """Create a figure with an (nrows, ncols) array of axes (Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    return fig, axes
+
+
+def select(rows, **conditions):
+    """Rows whose columns equal the given values."""
+    return [r for r in rows if all(r[k] == v for k, v in conditions.items())]
+
+
+def unique(rows, key):
+    """Sorted distinct values of a column."""
+    return sorted({r[key] for r in rows})
+
+
+def column(rows, key):
+    """One column as a float array."""
+    return np.array([float(r[key]) for r in rows])

@@ -1,0 +1,76 @@
+"""Fig. 3c,d: spread over input draws of the weight-averaged overlaps vs linear response.
+
+Snakemake script (rule compare_input_propagation).  Points that differ only
+in the input set form one group.  For each layer a and input set s the
+weight-averaged Caux^(a,a) (pattern 0) is the mean over realizations; its
+standard deviation over input sets is compared with (i) the spread of the
+mean-field kernel C^(a,a)(x_s) and (ii) the linear-response prediction
+input_propagation[a] * std_s C^(0,0)(x_s) (Eq. 42).  The finite-R weight noise
+of the averages, sqrt(mean_s Var_r / R), is reported and subtracted in
+mc_std_corrected.
+"""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+import numpy as np  # noqa: E402
+
+from _common import package_versions, point_columns, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from theory.resampling import jackknife  # noqa: E402
+
+smk = snakemake  # noqa: F821
+log = setup_logging(smk)
+points = smk.params.points
+group_keys = ("arch", "bias", "activation", "width", "depth", "g2", "sigma2", "g2_in")
+
+
+def std_over_sets(x):
+    return np.std(x, axis=0, ddof=1)
+
+
+groups = {}
+for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory):
+    groups.setdefault(tuple(points[point][k] for k in group_keys), []).append((point, sim_path, theory_path))
+
+columns = {
+    **{k: point_columns()[k] for k in group_keys},
+    "input_sets": "number of input draws",
+    "realizations": "mean weight realizations per input draw",
+    "a": "layer / time step a (A+1 = readout)",
+    "mc_std": "std over input draws of the weight-averaged Caux^(a,a)",
+    "mc_std_se": "jackknife (over input draws) standard error of mc_std",
+    "weight_noise": "finite-R noise of the weight averages, sqrt(mean_s Var_r[Caux^(a,a)] / R)",
+    "mc_std_corrected": "sqrt(max(mc_std^2 - weight_noise^2, 0))",
+    "mft_std": "std over input draws of the mean-field C^(a,a)(x_s)",
+    "linear_response": "input_propagation[a] (averaged over draws) * std_s C^(0,0)(x_s) (Eq. 42)",
+}
+rows = []
+for key, members in groups.items():
+    means, noise, kernels, props, counts = [], [], [], [], []
+    for point, sim_path, theory_path in members:
+        data, _ = read_h5(sim_path)
+        theory, _ = read_h5(theory_path)
+        ok = valid_realizations(data)
+        caux = np.asarray(data["caux_diag"])[ok][:, :, 0, 0]  # (R, A+2)
+        means.append(caux.mean(axis=0))
+        noise.append(caux.var(axis=0, ddof=1) / caux.shape[0])
+        kernels.append(np.diagonal(np.asarray(theory["kernel"])[:, :, 0, 0]))
+        props.append(np.asarray(theory["input_propagation"])[0])
+        counts.append(caux.shape[0])
+    means, noise, kernels, props = map(np.asarray, (means, noise, kernels, props))  # (S, A+2)
+    mc_std = std_over_sets(means)
+    mc_std_se = jackknife(means, std_over_sets)[1] if len(members) >= 3 else np.full_like(mc_std, np.nan)
+    weight_noise = np.sqrt(noise.mean(axis=0))
+    corrected = np.sqrt(np.clip(mc_std**2 - weight_noise**2, 0.0, None))
+    mft_std = std_over_sets(kernels)
+    linear = props.mean(axis=0) * mft_std[0]
+    for a in range(means.shape[1]):
+        rows.append({**dict(zip(group_keys, key)), "input_sets": len(members), "realizations": float(np.mean(counts)),
+                     "a": a, "mc_std": mc_std[a], "mc_std_se": mc_std_se[a], "weight_noise": weight_noise[a],
+                     "mc_std_corrected": corrected[a], "mft_std": mft_std[a], "linear_response": linear[a]})
+    log.info("%s: %d input sets", key, len(members))
+
+write_table(smk.output.table, smk.output.meta, rows, columns,
+            "Propagation of input fluctuations through layers / time (theory-notes Sec. 6; paper Fig. 3c,d)",
+            smk.params.experiment, {"versions": package_versions()})

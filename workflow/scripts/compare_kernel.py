@@ -1,0 +1,52 @@
+"""Figs. 1/5: empirical Chat^(a,a) and Chat^(a,b) (mean +- SEM over realizations) vs the theory kernel.
+
+Snakemake script (rule compare_kernel).  Pattern alpha = beta = 0 is used.
+"""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821 (provided by Snakemake)
+
+import numpy as np  # noqa: E402
+
+from _common import package_versions, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from theory.resampling import sem  # noqa: E402
+
+smk = snakemake  # noqa: F821
+log = setup_logging(smk)
+points = smk.params.points
+cross_steps = smk.params.experiment["analysis"]["cross_steps"]
+
+columns = {
+    **point_columns(),
+    "quantity": "diag: Chat^(a,a); cross: Chat^(a,b) for fixed b",
+    "a": "layer / time step a (A+1 = readout)",
+    "b": "second layer / time step b",
+    "mc_mean": "mean over realizations of Chat^(a,b) = (1/n) sum_i h_i^(a) h_i^(b)",
+    "mc_sem": "standard error of mc_mean",
+    "theory": "mean-field kernel C^(a,b) (theory predict)",
+    "z": "(mc_mean - theory) / mc_sem",
+}
+rows = []
+for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory):
+    data, _ = read_h5(sim_path)
+    theory, _ = read_h5(theory_path)
+    ok = valid_realizations(data)
+    chat = np.asarray(data["chat"])[ok][:, :, :, 0, 0]  # (R, A+2, A+2)
+    kernel = np.asarray(theory["kernel"])[:, :, 0, 0]  # (A+2, A+2)
+    mean, err = chat.mean(axis=0), sem(chat)
+    depth = points[point]["depth"]
+    base = point_row(point, points[point], ok.sum(), (~ok).sum())
+    pairs = [("diag", a, a) for a in range(depth + 2)]
+    pairs += [("cross", a, b) for b in cross_steps if b <= depth for a in range(depth + 1)]
+    for quantity, a, b in pairs:
+        z = (mean[a, b] - kernel[a, b]) / err[a, b] if err[a, b] > 0 else np.nan
+        rows.append({**base, "quantity": quantity, "a": a, "b": b, "mc_mean": mean[a, b], "mc_sem": err[a, b],
+                     "theory": kernel[a, b], "z": z})
+    log.info("%s: %d realizations (%d overflowed)", point, ok.sum(), (~ok).sum())
+
+write_table(
+    smk.output.table, smk.output.meta, rows, columns,
+    "Empirical covariances Chat vs mean-field kernel C (theory-notes Sec. 3, 5; paper Figs. 1, 5)",
+    smk.params.experiment, {"versions": package_versions()},
+)

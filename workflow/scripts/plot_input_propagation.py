@@ -1,0 +1,46 @@
+"""Fig. 3c,d: std over input draws of weight-averaged overlaps vs layer, MC vs linear response.
+
+Snakemake script (rule plot_input_propagation).  One panel per architecture.
+"""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+import numpy as np  # noqa: E402
+
+from _common import (  # noqa: E402
+    ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, new_figure, prior_title, read_table, save_figure, select,
+    setup_logging, unique,
+)
+
+smk = snakemake  # noqa: F821
+log = setup_logging(smk)
+rows = read_table(smk.input.table)
+exp = smk.params.experiment
+archs = unique(rows, "arch")
+fig, axes = new_figure(1, len(archs))
+for j, arch in enumerate(archs):
+    ax = axes[0, j]
+    color, marker = ARCH_COLORS[arch], ARCH_MARKERS[arch]
+    for bias in unique(rows, "bias"):
+        for width in unique(rows, "width"):
+            sel = select(rows, arch=arch, bias=bias, width=width)
+            sel.sort(key=lambda r: r["a"])
+            a = column(sel, "a")
+            label = f"{bias}, n={width}"
+            ax.errorbar(a, column(sel, "mc_std"), yerr=np.nan_to_num(column(sel, "mc_std_se")), fmt=marker,
+                        color=color, ms=4, capsize=2, label=f"MC {label}")
+            ax.plot(a, column(sel, "weight_noise"), ":", color="gray", lw=1, label=f"finite-R weight noise ({label})")
+            ax.plot(a, column(sel, "linear_response"), BIAS_STYLES[bias], color=color, lw=1.2,
+                    label=f"linear response Eq. 42 ({label})")
+            ax.plot(a, column(sel, "mft_std"), "x", color="k", ms=4, label=f"MFT kernel spread ({label})")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer / time step a")
+    ax.set_ylabel(r"std over inputs of $\langle C_{\rm aux}^{(a,a)} \rangle_W$")
+    ax.set_title(f"{arch.upper()}: input-fluctuation propagation")
+    ax.legend(fontsize=7)
+fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
+fig.tight_layout()
+save_figure(fig, smk.output.figures, smk.params.dpi)
+log.info("wrote %s", list(smk.output.figures))

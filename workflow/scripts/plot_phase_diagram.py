@@ -1,0 +1,53 @@
+"""Phase diagram of depth scales over (g^2, sigma^2) from `python -m theory phase-diagram`.
+
+Snakemake script (rule plot_phase_diagram).  Shows the depth scale tau
+(log colour scale) and the chi1 = 1 line (order-to-chaos transition) when the
+file provides them.
+"""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+from _common import new_figure, read_h5, save_figure, setup_logging  # noqa: E402
+
+smk = snakemake  # noqa: F821
+log = setup_logging(smk)
+data, attrs = read_h5(smk.input.diagram)
+exp = smk.params.experiment
+log.info("datasets: %s; attrs: %s", sorted(data), sorted(attrs))
+g2 = np.asarray(data["g2"]).ravel()
+sigma2 = np.asarray(data["sigma2"]).ravel()
+
+
+def as_grid(values):
+    """Orient a 2-D field as (sigma2, g2) for pcolormesh."""
+    values = np.asarray(values, dtype=float)
+    if values.shape == (g2.size, sigma2.size):
+        return values.T
+    if values.shape == (sigma2.size, g2.size):
+        return values
+    raise ValueError(f"phase diagram field has shape {values.shape}, expected ({g2.size}, {sigma2.size})")
+
+
+panels = [k for k in ("tau", "q_star", "chi1") if k in data]
+fig, axes = new_figure(1, len(panels))
+for ax, key in zip(axes[0], panels):
+    field = as_grid(data[key])
+    finite = field[np.isfinite(field) & (field > 0)]
+    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if key == "tau" and finite.size else None
+    mesh = ax.pcolormesh(g2, sigma2, np.ma.masked_invalid(field), shading="auto", norm=norm, cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label={"tau": "depth scale tau", "q_star": "fixed point q*", "chi1": "chi_1"}[key])
+    if "chi1" in data:
+        ax.contour(g2, sigma2, as_grid(data["chi1"]), levels=[1.0], colors="w", linewidths=1.5)
+    ax.set_xlabel(r"$g^2$")
+    ax.set_ylabel(r"$\sigma^2$")
+    ax.set_title({"tau": "depth scale (white: chi_1 = 1)", "q_star": "fixed point q*", "chi1": "chi_1"}[key])
+activation = exp["phase_diagram"]["activation"]
+fig.suptitle(f"{exp.get('title') or exp['name']}: phase diagram, phi = {activation}", fontsize=10)
+fig.tight_layout()
+save_figure(fig, smk.output.figures, smk.params.dpi)
+log.info("wrote %s", list(smk.output.figures))
