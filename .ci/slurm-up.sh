@@ -95,7 +95,7 @@ install -d -o munge -g munge -m 0711 /var/lib/munge
 install -d -o munge -g munge -m 0755 /run/munge
 if [ ! -s /etc/munge/munge.key ]; then
     say "creating munge key"
-    mungekey --create --keyfile=/etc/munge/munge.key
+    mungekey --create --keyfile=/etc/munge/munge.key || die "mungekey --create failed"
 fi
 chown munge:munge /etc/munge/munge.key
 chmod 0400 /etc/munge/munge.key
@@ -203,7 +203,6 @@ if [ "$conf_changed" -eq 1 ] && { running slurmctld || running slurmd; }; then
     done
     wait_for 20 "the old SLURM daemons to exit" \
         sh -c '! pgrep -x slurmd && ! pgrep -x slurmctld'
-
 fi
 
 if running slurmctld; then
@@ -243,9 +242,14 @@ while :; do
     sleep 0.5
 done
 
-# -------------------------------------------------------------- smoke test ---
+# ------------------------------------------------------------- smoke tests ---
 out="$(timeout 60 srun -N1 -n1 -t 1 hostname 2>&1)" \
     || die "srun smoke test failed: $out"
+# the pmi2 plugin must hand every task its PMI rank and size (MPICH's PMI
+# client then joins them into one MPI world); -O allows 2 tasks on 1 CPU
+pmi="$(timeout 60 srun -O -N1 -n2 -t 1 --mpi=pmi2 sh -c 'echo "${PMI_RANK:-unset}/${PMI_SIZE:-unset}"' 2>&1 | sort | tr '\n' ' ')" \
+    || die "srun --mpi=pmi2 smoke test failed: $pmi"
+[ "$pmi" = "0/2 1/2 " ] || die "srun --mpi=pmi2 gave PMI rank/size '$pmi', expected '0/2 1/2'"
 
-say "SLURM is up: node ${NODE} is ${state}; 'srun hostname' -> ${out}"
+say "SLURM is up: node ${NODE} is ${state}; 'srun hostname' -> ${out}; 'srun --mpi=pmi2 -n2' PMI rank/size: ${pmi}"
 sinfo -N -o '%N %P %T %c %m'

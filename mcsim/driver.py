@@ -29,8 +29,9 @@ Test hooks (environment variables; for the test-suite only)
 -----------------------------------------------------------
 ``MCSIM_TEST_FAIL_RANK=k``
     Rank ``k`` raises ``RuntimeError`` when it enters the sampling loop.
-``MCSIM_TEST_BLOCK_DELAY=seconds``
-    Sleep this long after writing each block (to kill a run mid-way).
+``MCSIM_TEST_BLOCK_DELAY=SECONDS`` or ``RANK:SECONDS[,RANK:SECONDS...]``
+    Sleep this long after writing each block, on every rank or on the given
+    ranks (to kill a run mid-way, or to make one rank slow).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class Progress:
         self.t0 = time.monotonic()
         self._last = self.t0
         self._width = 0
+        self._lock = threading.Lock()
 
     def line(self, blocks: int, realizations: int) -> str:
         elapsed = time.monotonic() - self.t0
@@ -120,20 +122,22 @@ class Progress:
                 f"{_fmt_seconds(elapsed)}, ETA {_fmt_seconds(eta) if remaining > 0 else '0:00:00'}")
 
     def update(self, blocks: int, realizations: int, force: bool = False) -> None:
+        """Redraw / print the line if due (thread-safe)."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
-        text = self.line(blocks, realizations)
-        if self.tty:
-            pad = max(self._width - len(text), 0)
-            self._width = len(text)
-            self.stream.write("\r" + text + " " * pad)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last < self.interval:
+                return
+            self._last = now
+            text = self.line(blocks, realizations)
+            if self.tty:
+                pad = max(self._width - len(text), 0)
+                self._width = len(text)
+                self.stream.write("\r" + text + " " * pad)
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
 
     def close(self, blocks: int, realizations: int) -> None:
         if not self.enabled:
@@ -167,7 +171,6 @@ class Dispatcher:
         self.realizations_done = 0
         self.active_workers = comm.Get_size() - 1
         self.main_done = threading.Event()
-        self.error: Optional[str] = None
 
     def next_block(self):
         with self.lock:
@@ -230,6 +233,38 @@ def _wait_buffer(req) -> None:
         delay = min(delay * 2, 0.05)
 
 
+def _bcast_object(comm, obj, root: int = 0):
+    """Broadcast a picklable object with non-blocking collectives polled with sleeps.
+
+    Unlike ``comm.bcast`` this does not busy-wait (MPICH spins in blocking
+    calls), so waiting ranks leave the CPU to rank 0 while it plans.
+    """
+    import pickle
+
+    import numpy as np
+
+    data = pickle.dumps(obj) if comm.Get_rank() == root else b""
+    size = np.array([len(data)], dtype=np.int64)
+    _wait_buffer(comm.Ibcast(size, root=root))
+    buf = np.frombuffer(data, dtype=np.uint8).copy() if comm.Get_rank() == root else np.empty(int(size[0]), np.uint8)
+    _wait_buffer(comm.Ibcast(buf, root=root))
+    return obj if comm.Get_rank() == root else pickle.loads(buf.tobytes())
+
+
+def _parse_delay(text: str, rank: int) -> float:
+    """Test hook value: ``"SECONDS"`` (every rank) or ``"RANK:SECONDS[,RANK:SECONDS...]"``."""
+    text = text.strip()
+    if not text:
+        return 0.0
+    if ":" not in text:
+        return float(text)
+    for item in text.split(","):
+        r, _, sec = item.partition(":")
+        if int(r) == rank:
+            return float(sec)
+    return 0.0
+
+
 class BlockWorker:
     """Samples one block with :func:`mcsim.sample_point` and writes its shard."""
 
@@ -239,7 +274,7 @@ class BlockWorker:
         self.rank = rank
         fail = os.environ.get(ENV_FAIL_RANK, "").strip()
         self.fail = fail != "" and int(fail) == rank
-        self.delay = float(os.environ.get(ENV_BLOCK_DELAY, "0") or 0)
+        self.delay = _parse_delay(os.environ.get(ENV_BLOCK_DELAY, ""), rank)
 
     def check_test_hook(self) -> None:
         """Raise if the ``MCSIM_TEST_FAIL_RANK`` test hook selects this rank."""
@@ -284,6 +319,18 @@ def _prepare(spec_path, store_root, out, block_size, realizations):
     return spec, pdir
 
 
+def _validate_with_sampler(spec, block) -> None:
+    """Sample one realization of ``block`` on rank 0 so that spec values the sampler rejects
+    (``ValueError``, e.g. unknown observables) become a clean user error before any work is
+    distributed.  Costs one realization."""
+    import mcsim
+
+    try:
+        mcsim.sample_point(spec, block[0], block[0] + 1)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def check_out_path(out) -> Path:
     """Raise :class:`UserError` unless ``out`` can be created (its directory exists)."""
     out = Path(out)
@@ -322,9 +369,17 @@ def run(spec_path, store_root, out, block_size: Optional[int] = None, realizatio
     """
     from mpi4py import MPI
 
+    comm = MPI.COMM_WORLD
+    try:
+        return _run(comm, spec_path, store_root, out, block_size, realizations, progress, progress_interval)
+    except BaseException:  # any rank, any phase: report and abort instead of leaving other ranks hanging
+        _fail(comm, comm.Get_rank(), traceback.format_exc())
+        return 1
+
+
+def _run(comm, spec_path, store_root, out, block_size, realizations, progress, progress_interval) -> int:
     import theory
 
-    comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     t_start = time.monotonic()
 
@@ -352,6 +407,8 @@ def run(spec_path, store_root, out, block_size: Optional[int] = None, realizatio
                      f"(has {list(s.observables)}); its range is resampled")
             n_reused = sum(min(s.stop, spec.realizations) - s.start for s in plan.reused)
             todo = plan.to_sample
+            if todo:
+                _validate_with_sampler(spec, todo[0])
             _log(f"mcsim run: point {spec.point_key()[:12]} (R={spec.realizations}, block_size={spec.block_size}, "
                  f"ranks={size}): {len(plan.reused)} shard(s) reused covering {n_reused} realizations; "
                  f"{len(todo)} block(s) to sample" + (f": {_store._fmt_ranges(todo)}" if todo else ""))
@@ -363,7 +420,7 @@ def run(spec_path, store_root, out, block_size: Optional[int] = None, realizatio
         except Exception:
             payload = ("bug", traceback.format_exc())
     if size > 1:
-        payload = comm.bcast(payload, root=0)
+        payload = _bcast_object(comm, payload)
     if payload[0] != "ok":
         if rank == 0:
             if payload[0] == "user":
@@ -373,11 +430,23 @@ def run(spec_path, store_root, out, block_size: Optional[int] = None, realizatio
         if lock is not None:
             lock.release()
         return 1
-    _, raw, pdir, todo = payload
-    spec = theory.parse_point_spec(raw) if rank != 0 else spec
-    worker = BlockWorker(spec, Path(pdir), rank)
 
-    # ---- dynamic sampling
+    _, raw, pdir, todo = payload
+    try:
+        return _sample_and_finalise(comm, spec if rank == 0 else theory.parse_point_spec(raw), Path(pdir), todo,
+                                    out, progress, progress_interval, t_start)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_interval, t_start) -> int:
+    import numpy as np
+
+    rank, size = comm.Get_rank(), comm.Get_size()
+    worker = BlockWorker(spec, pdir, rank)
+
+    # ---- dynamic sampling (exceptions propagate to run(), which aborts all ranks)
     if rank == 0:
         prog = Progress(len(todo), sum(b - a for a, b in todo), enabled=progress, interval=progress_interval)
         disp = Dispatcher(todo, comm, prog)
@@ -390,33 +459,22 @@ def run(spec_path, store_root, out, block_size: Optional[int] = None, realizatio
                 if blk is None:
                     break
                 disp.report(worker(blk))
-        except BaseException:
-            _fail(comm, rank, traceback.format_exc())
+        finally:
             disp.main_done.set()
-            thread.join(timeout=1.0)
-            lock.release()
-            return 1
-        disp.main_done.set()
         while thread.is_alive():
             thread.join(timeout=0.1)
         prog.close(disp.blocks_done, disp.realizations_done)
     else:
-        try:
-            worker.check_test_hook()
-            finished = 0
-            while True:
-                comm.send(finished, dest=0, tag=TAG_REQUEST)
-                blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
-                if blk is None:
-                    break
-                finished = worker(blk)
-        except BaseException:
-            _fail(comm, rank, traceback.format_exc())
-            return 1
+        worker.check_test_hook()
+        finished = 0
+        while True:
+            comm.send(finished, dest=0, tag=TAG_REQUEST)
+            blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
+            if blk is None:
+                break
+            finished = worker(blk)
 
     # ---- rank 0 finalises; the status reaches every rank
-    import numpy as np
-
     status = np.zeros(1, dtype=np.int64)
     if rank == 0:
         try:
@@ -430,8 +488,6 @@ def run(spec_path, store_root, out, block_size: Optional[int] = None, realizatio
         except Exception:
             _log(f"mcsim: rank 0 failed while finalizing:\n{traceback.format_exc().rstrip()}")
             status[0] = 1
-        finally:
-            lock.release()
     if size > 1:
         _wait_buffer(comm.Ibcast(status, root=0))
     return int(status[0])

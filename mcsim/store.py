@@ -53,7 +53,6 @@ import json
 import os
 import re
 import socket
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +77,11 @@ class StoreError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- paths
+
+
+def _unique(observables: Iterable[str]) -> list:
+    """Observable names in order, without duplicates and without ``"overflow"``."""
+    return list(dict.fromkeys(o for o in observables if o != "overflow"))
 
 
 def block_name(start: int, stop: int) -> str:
@@ -289,15 +293,19 @@ def clean_temp_files(pdir: PathLike, max_age: float = STALE_TEMP_SECONDS) -> lis
     list of Path
         The removed files.
     """
+    return _clean_temps((Path(pdir), blocks_dir(pdir)), max_age)
+
+
+def _clean_temps(directories, max_age: float, suffix: str = "") -> list[Path]:
     import time
 
     host = socket.gethostname().split(".")[0].replace("-", "_")
     removed = []
-    for directory in (Path(pdir), blocks_dir(pdir)):
+    for directory in directories:
         if not directory.is_dir():
             continue
         for p in directory.iterdir():
-            if not p.name.startswith(TEMP_PREFIX):
+            if not p.name.startswith(TEMP_PREFIX) or not p.name.endswith(suffix):
                 continue
             parts = p.name[len(TEMP_PREFIX):].split("-")
             stale = False
@@ -359,7 +367,8 @@ def write_block(pdir: PathLike, point_key: str, start: int, stop: int, arrays: M
         If a required array is missing or has the wrong leading length.
     """
     n = stop - start
-    names = list(observables) + ["overflow"]
+    observables = _unique(observables)
+    names = observables + ["overflow"]
     for name in names:
         if name not in arrays:
             raise ValueError(f"arrays: sampler output lacks {name!r} (got {sorted(arrays)})")
@@ -660,6 +669,8 @@ _DESCRIPTIONS = {
     "caux_readout": "readout auxiliary covariance Caux^(A+1,A+1)_{alpha beta} [r, alpha, beta]",
     "chat_readout": "readout empirical covariance (1/n_out) y_alpha . y_beta [r, alpha, beta]",
     "overflow": "True where realization r produced inf/nan (unstable regime) [r]",
+    "inputs": ("network inputs X (theory.make_inputs of inputs_spec_json): [alpha, i] single inputs given at "
+               "a = 0, or [alpha, a, i] sequences x^(a)"),
 }
 
 
@@ -715,7 +726,7 @@ def point_attrs(spec, realizations: int, extra: Optional[Mapping[str, Any]] = No
     attrs["method"] = spec.method
     attrs["method_requested"] = spec.method
     attrs["method_resolved"] = _resolved_method(spec)
-    attrs["observables"] = json.dumps(list(spec.observables))
+    attrs["observables"] = json.dumps(_unique(spec.observables))
     attrs["inputs_spec_json"] = json.dumps(spec.raw["inputs"], sort_keys=True, separators=(",", ":"))
     if isinstance(spec.raw["inputs"], dict) and "seed" in spec.raw["inputs"]:
         attrs["inputs_seed"] = np.int64(spec.raw["inputs"]["seed"])
@@ -777,7 +788,7 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
     pieces, gaps = choose_tiling(good, R)
     if gaps:
         raise StoreError(_missing_message(pdir, key, R, gaps, infos, spec.observables))
-    names = list(spec.observables) + ["overflow"]
+    names = _unique(spec.observables) + ["overflow"]
     # consistent trailing shapes / dtypes across the chosen shards
     ref = pieces[0][0]
     for s, _, _ in pieces[1:]:
@@ -787,6 +798,7 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
                     f"store: shard {s.path.name} has {name!r} of shape {s.shapes[name]} / dtype {s.dtypes[name]}, "
                     f"inconsistent with {ref.path.name} ({ref.shapes[name]} / {ref.dtypes[name]})"
                 )
+    _clean_temps([out.parent], STALE_TEMP_SECONDS, suffix="-" + out.name)  # left by killed finalisations
     tmp = _temp_path(out.parent, out.name)
     corrupt: list[tuple[ShardInfo, str]] = []
     overflow_count = 0
@@ -819,9 +831,7 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
                 raise StoreError(_corrupt_message(pdir, key, R, corrupt))
             X = np.asarray(spec.X)
             inp = f.create_dataset("inputs", data=X)
-            inp.attrs["description"] = describe_dataset(
-                "inputs", X.shape).replace("observable 'inputs' from mcsim.sample_point; leading axis = realization r",
-                                           "network inputs X: (P, n_in) single inputs at a = 0, or (P, A+1, n_in) sequences")
+            inp.attrs["description"] = describe_dataset("inputs", X.shape)
             attrs = point_attrs(spec, R, extra_attrs)
             attrs["overflow_count"] = np.int64(overflow_count)
             attrs["n_shards"] = np.int64(len(pieces))

@@ -15,3 +15,30 @@ __version__ = "0.1.0"
 from .spec import PointSpec, parse_point_spec  # noqa: E402
 
 __all__ += ["PointSpec", "parse_point_spec"]
+
+from .gaussian import DEFAULT_QUAD_ORDER  # noqa: E402
+from .kernel import kernel  # noqa: E402
+from .gp import gp_predict  # noqa: E402
+from .nlo import (  # noqa: E402
+    input_propagation,
+    nlo_covariance,
+    nlo_variance,
+    output_fourth_cumulant,
+    response,
+)
+from .stability import chi1, depth_scale, fixed_point, phase_diagram  # noqa: E402
+
+__all__ += [
+    "DEFAULT_QUAD_ORDER",
+    "kernel",
+    "gp_predict",
+    "nlo_variance",
+    "nlo_covariance",
+    "response",
+    "input_propagation",
+    "output_fourth_cumulant",
+    "fixed_point",
+    "depth_scale",
+    "chi1",
+    "phase_diagram",
+]

@@ -184,15 +184,20 @@ def theory_files(wildcards):
 
 
 def point_table(wildcards):
-    """Point name -> axis values, for the comparison scripts (order = sim/theory file order)."""
-    return {p: d["params"] for p, d in POINTS[wildcards.exp].items()}
+    """Canonical JSON: point name -> axis values, for the comparison scripts."""
+    return json.dumps({p: d["params"] for p, d in POINTS[wildcards.exp].items()}, sort_keys=True)
 
 
 def experiment_meta(wildcards):
-    """Experiment-level parameters recorded in tables (no plotting options)."""
+    """Canonical JSON of the experiment parameters recorded in tables (no plotting options).
+
+    Canonical (sorted keys) so that reordering keys in config.yaml does not
+    trigger Snakemake's params rerun trigger.
+    """
     exp = EXPERIMENTS[wildcards.exp]
     keep = ("kind", "title", "prior", "inputs", "input_sets", "grid", "realizations", "seed", "method", "analysis", "phase_diagram")
-    return {"name": wildcards.exp, "statistics": CONFIG["statistics"], **{k: exp[k] for k in keep if k in exp}}
+    meta = {"name": wildcards.exp, "statistics": CONFIG["statistics"], **{k: exp[k] for k in keep if k in exp}}
+    return json.dumps(meta, sort_keys=True)
 
 
 def table_path(exp):
@@ -210,14 +215,6 @@ def all_targets():
             targets.append(table_path(name))
         targets.extend(figure_paths(name))
     return targets
-
-
-def write_spec(path, text, log_path):
-    """Write a point spec JSON (called by the spec rules' run blocks)."""
-    with open(path, "w") as fh:
-        fh.write(text)
-    with open(log_path, "w") as fh:
-        fh.write(f"wrote {path}\n")
 
 
 wildcard_constraints:

@@ -14,8 +14,8 @@ rule point_spec:
         spec=point_spec_text,
     log:
         "results/logs/{exp}/point_spec/{point}.log",
-    run:
-        write_spec(output[0], params.spec, log[0])
+    shell:
+        "printf '%s' {params.spec:q} > {output} 2> {log}"
 
 
 rule theory_spec:
@@ -25,8 +25,8 @@ rule theory_spec:
         spec=theory_spec_text,
     log:
         "results/logs/{exp}/theory_spec/{point}.log",
-    run:
-        write_spec(output[0], params.spec, log[0])
+    shell:
+        "printf '%s' {params.spec:q} > {output} 2> {log}"
 
 
 rule simulate_point:

@@ -223,3 +223,11 @@ def unique(rows, key):
 def column(rows, key):
     """One column as a float array."""
     return np.array([float(r[key]) for r in rows])
+
+
+def point_name(sim_path, theory_path) -> str:
+    """Point name of a (sim, theory) file pair; they must belong to the same point."""
+    name = Path(sim_path).stem
+    if Path(theory_path).stem != name:
+        raise ValueError(f"input: sim file {sim_path} and theory file {theory_path} are not the same point")
+    return name

@@ -4,18 +4,20 @@ Snakemake script (rule compare_fluctuations).  Pattern 0 and output unit 0
 are used; the theory treats each pattern as a single input at a = 0.
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
 from theory.resampling import excess_kurtosis_with_se, variance_with_se  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
-points = smk.params.points
+points = json.loads(smk.params.points)
+experiment = json.loads(smk.params.experiment)
 
 columns = {
     **point_columns(),
@@ -27,7 +29,8 @@ columns = {
     "z": "(mc - theory) / mc_se",
 }
 rows = []
-for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory):
+for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
+    point = point_name(sim_path, theory_path)
     data, _ = read_h5(sim_path)
     theory, _ = read_h5(theory_path)
     ok = valid_realizations(data)
@@ -49,4 +52,4 @@ for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory)
 
 write_table(smk.output.table, smk.output.meta, rows, columns,
             "Finite-width fluctuations of Caux and output excess kurtosis vs NLO theory (theory-notes Sec. 6; paper Fig. 3a,b)",
-            smk.params.experiment, {"versions": package_versions()})
+            experiment, {"versions": package_versions()})

@@ -10,18 +10,20 @@ of the averages, sqrt(mean_s Var_r / R), is reported and subtracted in
 mc_std_corrected.
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_columns, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
 from theory.resampling import jackknife  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
-points = smk.params.points
+points = json.loads(smk.params.points)
+experiment = json.loads(smk.params.experiment)
 group_keys = ("arch", "bias", "activation", "width", "depth", "g2", "sigma2", "g2_in")
 
 
@@ -30,7 +32,8 @@ def std_over_sets(x):
 
 
 groups = {}
-for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory):
+for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
+    point = point_name(sim_path, theory_path)
     groups.setdefault(tuple(points[point][k] for k in group_keys), []).append((point, sim_path, theory_path))
 
 columns = {
@@ -73,4 +76,4 @@ for key, members in groups.items():
 
 write_table(smk.output.table, smk.output.meta, rows, columns,
             "Propagation of input fluctuations through layers / time (theory-notes Sec. 6; paper Fig. 3c,d)",
-            smk.params.experiment, {"versions": package_versions()})
+            experiment, {"versions": package_versions()})

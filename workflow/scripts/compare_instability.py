@@ -4,20 +4,22 @@ Snakemake script (rule compare_instability).  Pattern 0; overflowed
 realizations are dropped and counted.
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
 from theory.resampling import sem  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
-points = smk.params.points
-ref = smk.params.experiment["analysis"]["reference_step"]
-max_lag = smk.params.experiment["analysis"]["max_lag"]
+points = json.loads(smk.params.points)
+experiment = json.loads(smk.params.experiment)
+ref = experiment["analysis"]["reference_step"]
+max_lag = experiment["analysis"]["max_lag"]
 
 columns = {
     **point_columns(),
@@ -31,7 +33,8 @@ columns = {
     "z": "(mc_mean - theory) / mc_sem",
 }
 rows = []
-for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory):
+for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
+    point = point_name(sim_path, theory_path)
     data, _ = read_h5(sim_path)
     theory, _ = read_h5(theory_path)
     ok = valid_realizations(data)
@@ -49,4 +52,4 @@ for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory)
     log.info("%s: %d realizations (%d overflowed)", point, ok.sum(), (~ok).sum())
 
 write_table(smk.output.table, smk.output.meta, rows, columns,
-            "RNN finite-size effects near g^2 = 2 (paper Fig. 4)", smk.params.experiment, {"versions": package_versions()})
+            "RNN finite-size effects near g^2 = 2 (paper Fig. 4)", experiment, {"versions": package_versions()})

@@ -3,19 +3,21 @@
 Snakemake script (rule compare_kernel).  Pattern alpha = beta = 0 is used.
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821 (provided by Snakemake)
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
 from theory.resampling import sem  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
-points = smk.params.points
-cross_steps = smk.params.experiment["analysis"]["cross_steps"]
+points = json.loads(smk.params.points)
+experiment = json.loads(smk.params.experiment)
+cross_steps = experiment["analysis"]["cross_steps"]
 
 columns = {
     **point_columns(),
@@ -28,7 +30,8 @@ columns = {
     "z": "(mc_mean - theory) / mc_sem",
 }
 rows = []
-for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory):
+for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
+    point = point_name(sim_path, theory_path)
     data, _ = read_h5(sim_path)
     theory, _ = read_h5(theory_path)
     ok = valid_realizations(data)
@@ -48,5 +51,5 @@ for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory)
 write_table(
     smk.output.table, smk.output.meta, rows, columns,
     "Empirical covariances Chat vs mean-field kernel C (theory-notes Sec. 3, 5; paper Figs. 1, 5)",
-    smk.params.experiment, {"versions": package_versions()},
+    experiment, {"versions": package_versions()},
 )

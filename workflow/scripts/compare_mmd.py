@@ -5,6 +5,7 @@ realizations are dropped.  The noise floor is the MMD^2 of the same number of
 exact samples of N(0, K) (several repetitions: mean and std).
 """
 
+import json
 import sys
 import zlib
 
@@ -12,13 +13,14 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
 from theory.mmd import mmd2_gaussian, mmd2_noise_floor  # noqa: E402
 from theory.resampling import sem  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
-points = smk.params.points
+points = json.loads(smk.params.points)
+experiment = json.loads(smk.params.experiment)
 lengthscale = float(smk.params.lengthscale)
 
 columns = {
@@ -30,7 +32,8 @@ columns = {
     "lengthscale": "RBF kernel length scale l",
 }
 rows = []
-for point, sim_path, theory_path in zip(points, smk.input.sim, smk.input.theory):
+for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
+    point = point_name(sim_path, theory_path)
     data, _ = read_h5(sim_path)
     theory, _ = read_h5(theory_path)
     ok = valid_realizations(data)
@@ -76,6 +79,6 @@ for key, members in groups.items():
 extra = {"versions": package_versions(), "comparison": {"lengthscale": lengthscale, "noise_floor_repetitions": int(smk.params.repetitions), "noise_floor_seed": int(smk.params.noise_seed)}}
 write_table(smk.output.table, smk.output.meta, rows, columns,
             "MMD^2 of network outputs vs the Gaussian process N(0,K) per input set (theory-notes Sec. 7; paper Fig. 2)",
-            smk.params.experiment, extra)
+            experiment, extra)
 write_table(smk.output.summary, smk.output.summary_meta, summary, summary_columns,
-            "MMD^2 averaged over input sets", smk.params.experiment, extra)
+            "MMD^2 averaged over input sets", experiment, extra)

@@ -3,6 +3,7 @@
 Snakemake script (rule plot_fluctuations).
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -17,7 +18,7 @@ from _common import (  # noqa: E402
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 rows = read_table(smk.input.table)
-exp = smk.params.experiment
+exp = json.loads(smk.params.experiment)
 fig, axes = new_figure(1, 3)
 ax_n, ax_a, ax_k = axes[0]
 widths = unique(rows, "width")

@@ -3,6 +3,7 @@
 Snakemake script (rule plot_input_propagation).  One panel per architecture.
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -17,7 +18,7 @@ from _common import (  # noqa: E402
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 rows = read_table(smk.input.table)
-exp = smk.params.experiment
+exp = json.loads(smk.params.experiment)
 archs = unique(rows, "arch")
 fig, axes = new_figure(1, len(archs))
 for j, arch in enumerate(archs):
@@ -31,7 +32,11 @@ for j, arch in enumerate(archs):
             label = f"{bias}, n={width}"
             ax.errorbar(a, column(sel, "mc_std"), yerr=np.nan_to_num(column(sel, "mc_std_se")), fmt=marker,
                         color=color, ms=4, capsize=2, label=f"MC {label}")
-            ax.plot(a, column(sel, "weight_noise"), ":", color="gray", lw=1, label=f"finite-R weight noise ({label})")
+            noise = column(sel, "weight_noise")
+            noise[noise <= 1e-12 * max(noise.max(), 1e-300)] = np.nan  # a = 0 is deterministic: no weight noise
+            ax.plot(a, noise, ":", color="gray", lw=1, label=f"finite-R weight noise ({label})")
+            ax.plot(a, column(sel, "mc_std_corrected"), marker, mfc="none", color=color, ms=6,
+                    label=f"MC, weight noise subtracted ({label})")
             ax.plot(a, column(sel, "linear_response"), BIAS_STYLES[bias], color=color, lw=1.2,
                     label=f"linear response Eq. 42 ({label})")
             ax.plot(a, column(sel, "mft_std"), "x", color="k", ms=4, label=f"MFT kernel spread ({label})")

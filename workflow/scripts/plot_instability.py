@@ -3,6 +3,7 @@
 Snakemake script (rule plot_instability).
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -12,7 +13,7 @@ from _common import column, new_figure, prior_title, read_table, save_figure, se
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 rows = read_table(smk.input.table)
-exp = smk.params.experiment
+exp = json.loads(smk.params.experiment)
 ref = exp["analysis"]["reference_step"]
 fig, axes = new_figure(1, 2)
 ax_d, ax_l = axes[0]

@@ -3,6 +3,7 @@
 Snakemake script (rule plot_kernel).
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -14,7 +15,7 @@ from _common import (  # noqa: E402
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 rows = read_table(smk.input.table)
-exp = smk.params.experiment
+exp = json.loads(smk.params.experiment)
 cross_steps = [b for b in exp["analysis"]["cross_steps"] if select(rows, quantity="cross", b=b)]
 biases = unique(rows, "bias")
 fig, axes = new_figure(len(biases), 1 + len(cross_steps))

@@ -4,6 +4,7 @@ Snakemake script (rule plot_mmd).  The x axis is the swept grid axis (width,
 else depth); other axes with several values become separate curves.
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -18,7 +19,7 @@ from _common import (  # noqa: E402
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 rows = read_table(smk.input.summary)
-exp = smk.params.experiment
+exp = json.loads(smk.params.experiment)
 xkey = "width" if len(unique(rows, "width")) > 1 or len(unique(rows, "depth")) == 1 else "depth"
 other = [k for k in ("width", "depth", "g2", "activation") if k != xkey and len(unique(rows, k)) > 1]
 biases = unique(rows, "bias")

@@ -5,6 +5,7 @@ Snakemake script (rule plot_phase_diagram).  Shows the depth scale tau
 file provides them.
 """
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -17,10 +18,14 @@ from _common import new_figure, read_h5, save_figure, setup_logging  # noqa: E40
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 data, attrs = read_h5(smk.input.diagram)
-exp = smk.params.experiment
+exp = json.loads(smk.params.experiment)
 log.info("datasets: %s; attrs: %s", sorted(data), sorted(attrs))
-g2 = np.asarray(data["g2"]).ravel()
-sigma2 = np.asarray(data["sigma2"]).ravel()
+g2 = np.asarray(data["g2"], dtype=float)
+sigma2 = np.asarray(data["sigma2"], dtype=float)
+if g2.ndim == 2:  # meshgrid: find the axis along which g2 varies
+    g2_along_0 = np.ptp(g2[:, 0]) > 0 if g2.shape[0] > 1 else False
+    g2 = g2[:, 0] if g2_along_0 else g2[0, :]
+    sigma2 = sigma2[0, :] if g2_along_0 else sigma2[:, 0]
 
 
 def as_grid(values):

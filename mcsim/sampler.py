@@ -1,0 +1,640 @@
+"""Orchestration: sample one block of weight realizations of a DNN or RNN.
+
+Two samplers produce the same distribution of all observables:
+
+``direct``
+    Materialises every weight matrix (reference implementation; cost
+    ``O(A n^2)`` Gaussian draws per realization).
+``projected``
+    Exact reduced sampling without forming W (theory of the method in the
+    kernel docstrings of :mod:`mcsim._kernels`): for the DNN, rows of
+    ``W Phi + xi 1^T`` are drawn as i.i.d. ``N(0, g^2/n Phi^T Phi + ...)``
+    (``O(n P)`` draws per layer); for the RNN, ``W`` is revealed only on the
+    span of the vectors it has been applied to (``O(n A P)`` draws per
+    realization).
+
+Observables (theory-notes Sec. 5), shapes for ``R`` realizations, ``P``
+patterns and depth ``A``:
+
+``y``             (R, P, n_out)  network outputs.
+``chat``          (R, A+2, A+2, P, P)  ``Chat^(a,b) = (1/n) h^(a) . h^(b)``;
+                  readout block ``(1/n_out) y . y``; ``Chat^(A+1, b<=A) = 0``
+                  (different spaces; by convention).
+``caux``          (R, A+2, A+2, P, P)  ``Caux^(a,b)`` of Eq. 26 with the
+                  fan-in width of layer a in ``g_a^2/n_{a-1}``; readout
+                  ``sigma_out^2 + g_out^2/n_A phi.phi``; ``Caux^(A+1,b<=A) = 0``.
+``chat_diag``, ``caux_diag``        (R, A+2, P, P)  equal-layer blocks a = b.
+``chat_readout``, ``caux_readout``  (R, P, P)  the a = b = A+1 block.
+``overflow``      (R,) bool, always returned: True where the realization
+                  produced inf/nan (unstable regime); a RuntimeWarning is issued.
+
+For the DNN with unequal widths (``nu``) the cross-layer ``chat``/``caux`` are
+undefined (vectors of different length) and requesting them is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from typing import Iterable, Sequence
+
+import numpy as np
+import numba
+
+from theory.prior import Prior, check_inputs
+
+from . import _kernels as K
+from ._rng import realization_generator, stream_key
+
+OBSERVABLES = ("y", "caux", "chat", "caux_diag", "chat_diag", "caux_readout", "chat_readout")
+METHODS = ("direct", "projected", "auto")
+DEFAULT_OBSERVABLES = ("y", "caux", "chat")
+
+#: relative pivot tolerance of the pivoted Cholesky factorisations (P x P Grams)
+CHOLESKY_RTOL = 1e-12
+#: relative tolerance below which a residual direction is dropped (RNN projection)
+PROJECTION_RTOL = 1e-11
+#: target size (float64 values) of one block of pre-drawn normals
+_CHUNK_VALUES = 1 << 21
+
+_CUSTOM_KERNELS: dict = {}
+
+
+# ----------------------------------------------------------------------------
+# activations
+# ----------------------------------------------------------------------------
+def _kernels_for(prior: Prior):
+    """Return ``(act_code, kernel_namespace)`` for the prior's activation."""
+    act = prior.activation
+    if isinstance(act, str):
+        return K.ACT_CODES[act], K.BUILTIN_KERNELS
+    cached = _CUSTOM_KERNELS.get(id(act))
+    if cached is not None and cached[0] is act:
+        return 0, cached[1]
+    if isinstance(act, numba.core.registry.CPUDispatcher):
+        jitted = act
+    else:
+        try:
+            jitted = numba.njit(act)
+        except Exception as exc:  # pragma: no cover - numba raises many types
+            raise ValueError(f"activation: custom callable cannot be jitted by numba: {exc}") from None
+    try:
+        val = jitted(0.5)
+        float(val)
+    except Exception as exc:
+        raise ValueError(
+            "activation: a custom activation must be a numba-jittable function of a float64 scalar "
+            f"(e.g. @numba.njit or @numba.vectorize); calling it in nopython mode failed: {type(exc).__name__}"
+        ) from None
+    ns = K.clone_kernels(jitted)
+    _CUSTOM_KERNELS[id(act)] = (act, ns)
+    return 0, ns
+
+
+# ----------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------
+def _int_param(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_observables(observables) -> tuple:
+    if isinstance(observables, str):
+        observables = (observables,)
+    try:
+        obs = tuple(observables)
+    except TypeError:
+        raise ValueError(f"observables: must be a sequence of names, got {observables!r}") from None
+    if len(obs) == 0:
+        raise ValueError("observables: must name at least one observable")
+    for o in obs:
+        if not isinstance(o, str) or o not in OBSERVABLES:
+            raise ValueError(f"observables: unknown observable {o!r}; allowed: {', '.join(OBSERVABLES)}")
+    return tuple(dict.fromkeys(obs))
+
+
+def _derive_point_key(prior: Prior, seq: np.ndarray, width: int, method: str) -> str:
+    try:
+        pd = prior.to_dict()
+    except ValueError:
+        pd = {"repr": repr(prior)}
+    h = hashlib.sha256()
+    h.update(json.dumps({"prior": pd, "width": int(width), "method": method}, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(seq, dtype="<f8").tobytes())
+    h.update(str(seq.shape).encode())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------
+# deterministic parts: input and bias covariances
+# ----------------------------------------------------------------------------
+def _input_grams(prior: Prior, seq: np.ndarray) -> np.ndarray:
+    """``G[a, b, p, q] = g0^2/n_in x_p^(a) . x_q^(b)`` as (A+1, A+1, P, P) (fixed-order sums)."""
+    P, A1, n_in = seq.shape
+    V = np.ascontiguousarray(seq.transpose(1, 0, 2))[None]  # (1, A+1, P, n_in)
+    out = np.zeros((1, A1, A1, P, P))
+    K.pair_grams(V, n_in, float(prior.g2_layers[0]) / n_in, out)
+    return out[0]
+
+
+def _bias_matrix(prior: Prior) -> np.ndarray:
+    """``B[a, b]`` for a, b = 0..A (static: sigma^2 everywhere; uncorrelated: diag sigma_a^2)."""
+    A1 = prior.depth + 1
+    s2 = prior.sigma2_layers[:A1]
+    if prior.bias == "static":
+        return np.full((A1, A1), float(s2[0]))
+    return np.diag(s2.astype(float))
+
+
+def _deterministic_caux(prior: Prior, seq: np.ndarray) -> np.ndarray:
+    """Deterministic part of Caux^(a,b), a,b = 0..A: ``B_ab + I_ab g0^2/n_in x^(a).x^(b)``.
+
+    Returns (A+1, A+1, P, P).
+    """
+    G = _input_grams(prior, seq)
+    B = _bias_matrix(prior)
+    if not prior.shared:
+        G = G * np.eye(G.shape[0])[:, :, None, None]
+    return G + B[:, :, None, None]
+
+
+# ----------------------------------------------------------------------------
+# cost model
+# ----------------------------------------------------------------------------
+_NS_PER_NORMAL = 10.0
+_NS_PER_FLOP = 1.0
+_NS_PER_FLOP_DIRECT = 0.5
+
+
+def _normals_projected(prior: Prior, widths: np.ndarray, P: int, rank_in: int) -> int:
+    A = prior.depth
+    if prior.shared:
+        n = int(widths[0])
+        return rank_in * n + A * P * n + P * prior.n_out
+    total = int(widths[0]) if prior.bias == "static" else 0
+    return total + P * int(widths.sum()) + P * prior.n_out
+
+
+def _cost(prior: Prior, seq: np.ndarray, width: int) -> dict:
+    widths = prior.widths(width).astype(float)
+    P, A1, n_in = seq.shape
+    A = A1 - 1
+    xnz = np.any(seq != 0.0, axis=(0, 2))
+    n_out = prior.n_out
+    if prior.shared:
+        n = widths[0]
+        draws_d = n * n * (A >= 1) + n * n_in * xnz.any() + n * n_out
+        flops_d = 2 * A * n * n * P + 2 * A1 * n * n_in * P * xnz.any()
+        rank_in = min(A1 * P, (n_in if xnz.any() else 0) + A1)
+        draws_p = rank_in * n + A * P * n + P * n_out
+        ks = np.minimum(np.arange(1, A + 1) * P, n)
+        flops_p = float(np.sum(8 * n * ks * P)) + 2 * A1 * n * rank_in * P
+    else:
+        prev = widths[:-1]
+        draws_d = float(np.sum(prev * widths[1:])) + float(np.sum(widths * n_in * xnz)) + widths[-1] * n_out
+        flops_d = 2 * P * draws_d
+        draws_p = P * widths.sum() + P * n_out
+        flops_p = float(np.sum(widths * (4 * P * P + 4 * P)))
+    return {
+        "direct": draws_d * _NS_PER_NORMAL + flops_d * _NS_PER_FLOP_DIRECT,
+        "projected": draws_p * _NS_PER_NORMAL + flops_p * _NS_PER_FLOP,
+    }
+
+
+def resolve_method(prior: Prior, X, width: int, method: str = "auto") -> str:
+    """Resolve ``method`` ("direct", "projected" or "auto") to a concrete sampler.
+
+    ``auto`` compares a cost model (ns per Gaussian draw and per flop) of both
+    samplers: the projected DNN wins unless P is comparable to n; the projected
+    RNN loses when ``A P`` approaches ``n`` (its Gram-Schmidt cost grows as
+    ``n (A P)^2``).
+
+    Parameters
+    ----------
+    prior : theory.Prior
+    X : array_like, shape (P, n_in) or (P, A+1, n_in)
+    width : int
+    method : str
+
+    Returns
+    -------
+    str
+        ``"direct"`` or ``"projected"``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    if method != "auto":
+        return method
+    if not isinstance(prior, Prior):
+        raise ValueError(f"prior: expected theory.Prior, got {type(prior).__name__}")
+    seq = check_inputs(prior, X)
+    prior.widths(width)
+    c = _cost(prior, seq, int(width))
+    return "projected" if c["projected"] <= c["direct"] else "direct"
+
+
+# ----------------------------------------------------------------------------
+# the samplers
+# ----------------------------------------------------------------------------
+class _Setup:
+    """Everything fixed for one (prior, X, width): shapes and deterministic parts."""
+
+    def __init__(self, prior: Prior, seq: np.ndarray, width: int):
+        self.prior = prior
+        self.seq = seq
+        self.P, self.A1, self.n_in = seq.shape
+        self.A = self.A1 - 1
+        self.widths = prior.widths(width)
+        self.n_out = int(prior.n_out)
+        self.g2 = np.ascontiguousarray(prior.g2_layers, dtype=float)
+        self.sigma2 = np.ascontiguousarray(prior.sigma2_layers, dtype=float)
+        self.static = prior.bias == "static"
+        self.xnz = np.any(seq != 0.0, axis=(0, 2))
+        self.det_caux = _deterministic_caux(prior, seq)  # (A+1, A+1, P, P)
+        self.Xa = np.ascontiguousarray(seq.transpose(1, 0, 2))  # (A+1, P, n_in)
+
+
+def _dnn_K_in(s: _Setup) -> np.ndarray:
+    """Per-layer deterministic covariance (A+2, P, P) used by the projected DNN kernel."""
+    P, A1 = s.P, s.A1
+    Kin = np.zeros((A1 + 1, P, P))
+    G = _input_grams(s.prior, s.seq)
+    for a in range(A1):
+        Kin[a] = G[a, a]
+        if not s.static:
+            Kin[a] += s.sigma2[a]
+    Kin[A1] = s.sigma2[A1]
+    return Kin
+
+
+def _rnn_L_in(s: _Setup, kern):
+    """Factor of the joint input+bias covariance of all steps: (A+1, P, rank), rank."""
+    P, A1 = s.P, s.A1
+    m = A1 * P
+    Kfull = np.ascontiguousarray(s.det_caux.transpose(0, 2, 1, 3).reshape(m, m))
+    L = np.empty((m, m))
+    work = np.empty((m, m))
+    rank = int(kern.pivoted_cholesky(Kfull, CHOLESKY_RTOL, L, work))
+    keep = max(rank, 1)
+    L_in = np.ascontiguousarray(L[:, :keep].reshape(A1, P, keep))
+    return L_in, rank
+
+
+def _sample_projected(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
+    P, A1 = s.P, s.A1
+    n_out = s.n_out
+    y = np.empty((R, P, n_out))
+    chat_d = np.empty((R, A1 + 1, P, P))
+    caux_d = np.empty((R, A1 + 1, P, P))
+    nmax = int(s.widths.max())
+    H = np.empty((R, A1, P, nmax)) if keep_h else np.empty((1, 1, 1, 1))
+    PHI = np.empty((R, A1, P, nmax)) if keep_phi else np.empty((1, 1, 1, 1))
+    ranks = np.zeros(R, dtype=np.int64)
+    if s.prior.shared:
+        L_in, rank_in = _rnn_L_in(s, kern)
+        N = _normals_projected(s.prior, s.widths, P, rank_in)
+        for a in range(A1):
+            caux_d[:, a] = s.det_caux[a, a]
+    else:
+        Kin = _dnn_K_in(s)
+        N = _normals_projected(s.prior, s.widths, P, 0)
+    chunk = max(1, min(R, _CHUNK_VALUES // max(N, 1)))
+    Z = np.empty((chunk, N))
+    for c0 in range(0, R, chunk):
+        c1 = min(R, c0 + chunk)
+        for i in range(c1 - c0):
+            realization_generator(key, start + c0 + i).standard_normal(out=Z[i])
+        Zc = Z[: c1 - c0]
+        sl = slice(c0, c1)
+        if s.prior.shared:
+            kern.rnn_projected_block(
+                act, Zc, int(s.widths[0]), n_out, float(s.g2[1]) if s.A > 0 else 0.0,
+                float(s.g2[A1]), float(s.sigma2[A1]), L_in, rank_in, PROJECTION_RTOL,
+                keep_h, keep_phi, y[sl], chat_d[sl], caux_d[sl],
+                H[sl] if keep_h else H, PHI[sl] if keep_phi else PHI, ranks[sl],
+            )
+        else:
+            kern.dnn_projected_block(
+                act, Zc, s.widths, n_out, s.g2, Kin, s.static,
+                float(s.sigma2[0]) if s.static else 0.0, CHOLESKY_RTOL, keep_h,
+                y[sl], chat_d[sl], caux_d[sl], H[sl] if keep_h else H,
+            )
+            if keep_phi:
+                for a in range(A1):
+                    kern.apply_act(act, H[sl, a].reshape(-1, nmax), nmax, PHI[sl, a].reshape(-1, nmax))
+    return y, chat_d, caux_d, H, PHI
+
+
+def _sample_direct(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
+    """Reference sampler: materialise every weight matrix (stored transposed, fan-in rows)."""
+    P, A1, n_in = s.P, s.A1, s.n_in
+    n_out = s.n_out
+    widths = [int(w) for w in s.widths]
+    nmax = max(widths + [n_out])
+    y = np.empty((R, P, n_out))
+    chat_d = np.empty((R, A1 + 1, P, P))
+    caux_d = np.empty((R, A1 + 1, P, P))
+    H = np.empty((R, A1, P, nmax)) if keep_h else None
+    PHI = np.empty((R, A1, P, nmax)) if keep_phi else None
+    wbuf = np.empty(max([nmax * nmax, nmax * n_in, 1]))
+    tmp = np.empty(nmax)
+    G = np.empty((P, P))
+    shared = s.prior.shared
+    sig = s.sigma2
+    for i in range(R):
+        rng = realization_generator(key, start + i)
+        xi_static = None
+        if s.static and sig[0] > 0:
+            xi_static = rng.standard_normal(widths[0])
+        W_rec = None
+        Win = None
+        phi = None
+        for a in range(A1):
+            na = widths[a]
+            h = np.zeros((P, na))
+            if a > 0:
+                nprev = widths[a - 1]
+                if shared:
+                    if W_rec is None:
+                        W_rec = rng.standard_normal((nprev, na))
+                    WT = W_rec
+                else:
+                    WT = wbuf[: nprev * na].reshape(nprev, na)
+                    rng.standard_normal(out=WT)
+                kern.matvec_acc(WT, phi, math.sqrt(s.g2[a] / nprev), h, tmp)
+            if s.xnz[a]:
+                if shared:
+                    if Win is None:
+                        Win = rng.standard_normal((n_in, na))
+                    WinT = Win
+                else:
+                    WinT = wbuf[: n_in * na].reshape(n_in, na)
+                    rng.standard_normal(out=WinT)
+                kern.matvec_acc(WinT, s.Xa[a], math.sqrt(s.g2[0] / n_in), h, tmp)
+            if s.static:
+                if xi_static is not None:
+                    kern.add_scaled_vector(h, xi_static, na, math.sqrt(sig[0]))
+            elif sig[a] > 0:
+                kern.add_scaled_vector(h, rng.standard_normal(na), na, math.sqrt(sig[a]))
+            caux_d[i, a] = s.det_caux[a, a]
+            if a > 0:
+                kern.gram(phi, widths[a - 1], s.g2[a] / widths[a - 1], G)
+                caux_d[i, a] += G
+            kern.gram(h, na, 1.0 / na, G)
+            chat_d[i, a] = G
+            if keep_h:
+                H[i, a, :, :na] = h
+            phi = np.empty((P, na))
+            kern.apply_act(act, h, na, phi)
+            if keep_phi:
+                PHI[i, a, :, :na] = phi
+        nA = widths[-1]
+        yo = np.zeros((P, n_out))
+        WT = wbuf[: nA * n_out].reshape(nA, n_out)
+        rng.standard_normal(out=WT)
+        kern.matvec_acc(WT, phi, math.sqrt(s.g2[A1] / nA), yo, tmp)
+        if sig[A1] > 0:
+            kern.add_scaled_vector(yo, rng.standard_normal(n_out), n_out, math.sqrt(sig[A1]))
+        kern.gram(phi, nA, s.g2[A1] / nA, G)
+        caux_d[i, A1] = G + sig[A1]
+        kern.gram(yo, n_out, 1.0 / n_out, G)
+        chat_d[i, A1] = G
+        y[i] = yo
+    return y, chat_d, caux_d, H, PHI
+
+
+def sample(
+    prior: Prior,
+    X,
+    width: int,
+    realizations: int,
+    seed: int = 0,
+    method: str = "projected",
+    observables: Sequence[str] = DEFAULT_OBSERVABLES,
+    start: int = 0,
+    point_key: str | None = None,
+) -> dict:
+    """Sample weight realizations ``start .. start+realizations-1`` of one point.
+
+    Parameters
+    ----------
+    prior : theory.Prior
+        Network prior (architecture, depth A, activation, variances, bias mode).
+    X : array_like, shape (P, n_in) or (P, A+1, n_in)
+        Single inputs (given at a = 0) or input sequences.
+    width : int
+        Reference width n (hidden widths ``prior.widths(n)``).
+    realizations : int
+        Number R >= 1 of realizations in this block.
+    seed : int, optional
+        Root seed (>= 0).
+    method : {"projected", "direct", "auto"}
+        Reduced exact sampler, materialised reference, or chosen by
+        :func:`resolve_method`.
+    observables : sequence of str
+        Any of ``y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout``.
+    start : int, optional
+        Global index of the first realization.
+    point_key : str, optional
+        Point identity (e.g. ``PointSpec.point_key()``); default: a hash of
+        ``prior.to_dict()``, X, width and ``method``.
+
+    Returns
+    -------
+    dict of str -> ndarray
+        The requested observables (float64, shapes in the module docstring)
+        and ``"overflow"`` (R,) bool.  Realization r depends only on
+        (seed, point_key, r): bit-identical for any block split or thread count.
+
+    Raises
+    ------
+    ValueError
+        Message starting with the offending parameter name (prior, X, width,
+        realizations, seed, method, observables, start, point_key).
+
+    Warns
+    -----
+    RuntimeWarning
+        When some realizations overflowed (recorded in ``"overflow"``).
+    """
+    if not isinstance(prior, Prior):
+        raise ValueError(f"prior: expected theory.Prior, got {type(prior).__name__}")
+    seq = check_inputs(prior, X)
+    width = _int_param("width", width, 1)
+    prior.widths(width)
+    R = _int_param("realizations", realizations, 1)
+    seed = _int_param("seed", seed, 0)
+    start = _int_param("start", start, 0)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    obs = _check_observables(observables)
+    if point_key is not None and (not isinstance(point_key, str) or not point_key):
+        raise ValueError(f"point_key: must be a non-empty string or None, got {point_key!r}")
+    s = _Setup(prior, seq, width)
+    full = [o for o in obs if o in ("chat", "caux")]
+    if full and not prior.shared and len(set(int(w) for w in s.widths)) > 1:
+        raise ValueError(
+            f"observables: {', '.join(full)} (cross-layer blocks) need equal layer widths, "
+            f"but nu gives widths {list(map(int, s.widths))}; request "
+            + ", ".join(o + "_diag" for o in full) + " instead"
+        )
+    if point_key is None:
+        point_key = _derive_point_key(prior, seq, width, method)
+    resolved = resolve_method(prior, seq, width, method)
+    act, kern = _kernels_for(prior)
+    key = stream_key(seed, point_key)
+    keep_h = "chat" in obs
+    keep_phi = "caux" in obs and prior.shared
+    with np.errstate(all="ignore"):
+        if resolved == "projected":
+            y, chat_d, caux_d, H, PHI = _sample_projected(s, kern, act, key, start, R, keep_h, keep_phi)
+        else:
+            y, chat_d, caux_d, H, PHI = _sample_direct(s, kern, act, key, start, R, keep_h, keep_phi)
+        out = _assemble(s, kern, obs, y, chat_d, caux_d, H, PHI)
+        overflow = ~(
+            np.isfinite(y).all(axis=(1, 2))
+            & np.isfinite(chat_d).all(axis=(1, 2, 3))
+            & np.isfinite(caux_d).all(axis=(1, 2, 3))
+        )
+    out["overflow"] = overflow
+    if overflow.any():
+        warnings.warn(
+            f"{int(overflow.sum())} of {R} realizations overflowed to inf/nan (unstable regime, "
+            f"activation {prior.activation_name}, g2={prior.g2!r}, depth {prior.depth}); "
+            "they are flagged in 'overflow'",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+def _assemble(s: _Setup, kern, obs, y, chat_d, caux_d, H, PHI) -> dict:
+    out = {}
+    R = y.shape[0]
+    P, A1 = s.P, s.A1
+    for o in obs:
+        if o == "y":
+            out[o] = y
+        elif o == "chat_diag":
+            out[o] = chat_d
+        elif o == "caux_diag":
+            out[o] = caux_d
+        elif o == "chat_readout":
+            out[o] = np.ascontiguousarray(chat_d[:, A1])
+        elif o == "caux_readout":
+            out[o] = np.ascontiguousarray(caux_d[:, A1])
+        elif o == "chat":
+            full = np.zeros((R, A1 + 1, A1 + 1, P, P))
+            n = int(s.widths[0])
+            kern.pair_grams(np.ascontiguousarray(H[:, :, :, :n]), n, 1.0 / n, full)
+            full[:, A1, A1] = chat_d[:, A1]
+            out[o] = full
+        elif o == "caux":
+            full = np.zeros((R, A1 + 1, A1 + 1, P, P))
+            full[:, :A1, :A1] = s.det_caux
+            if s.prior.shared:
+                if A1 > 1:
+                    n = int(s.widths[0])
+                    tmp = np.zeros((R, A1 - 1, A1 - 1, P, P))
+                    kern.pair_grams(np.ascontiguousarray(PHI[:, : A1 - 1, :, :n]), n, float(s.g2[1]) / n, tmp)
+                    full[:, 1:A1, 1:A1] += tmp
+            else:
+                for a in range(A1):
+                    full[:, a, a] = caux_d[:, a]
+            full[:, A1, A1] = caux_d[:, A1]
+            out[o] = full
+    return out
+
+
+def sample_point(spec, start: int, stop: int) -> dict:
+    """Sample realizations ``start .. stop-1`` of a point spec.
+
+    Parameters
+    ----------
+    spec : theory.PointSpec
+    start, stop : int
+        Global realization range (``0 <= start < stop``).
+
+    Returns
+    -------
+    dict
+        As :func:`sample` with ``spec.observables``, ``spec.method``,
+        ``spec.seed`` and ``point_key=spec.point_key()``.
+    """
+    start = _int_param("start", start, 0)
+    stop = _int_param("stop", stop, 0)
+    if stop <= start:
+        raise ValueError(f"stop: must be > start ({start}), got {stop}")
+    return sample(
+        spec.prior, spec.X, spec.width, stop - start, seed=spec.seed, method=spec.method,
+        observables=spec.observables, start=start, point_key=spec.point_key(),
+    )
+
+
+def weight_averaged_overlaps(
+    prior: Prior,
+    X_draws,
+    width: int,
+    realizations: int,
+    seed: int = 0,
+    method: str = "auto",
+    observable: str = "caux",
+    n_in: int | None = None,
+    input_seed: int = 0,
+) -> dict:
+    """Weight-averaged equal-layer overlaps per input draw (Fig. 3c,d study).
+
+    For each input ``x_d`` (a single pattern given at a = 0) the mean over
+    ``realizations`` weight realizations of ``Caux^(a,a)`` (or ``Chat^(a,a)``)
+    for a = 0..A+1 is computed, with its standard error.  The spread of these
+    means across draws is what Eq. 42 (``prod_k F_k dC^(0,0)``) predicts.
+
+    Parameters
+    ----------
+    prior : theory.Prior
+    X_draws : int or array_like, shape (D, n_in)
+        Either the number D of inputs to draw as ``x ~ N(0, 1)`` in
+        ``R^{n_in}`` (then ``n_in`` is required; drawn with
+        ``numpy.random.default_rng(input_seed)``), or the D inputs.
+    width, realizations, seed, method
+        As in :func:`sample` (draw d uses ``point_key`` derived from its input,
+        so draws have independent weight streams).
+    observable : {"caux", "chat"}
+    n_in : int, optional
+    input_seed : int, optional
+
+    Returns
+    -------
+    dict
+        ``"mean"`` (D, A+2), ``"sem"`` (D, A+2) (std over realizations with
+        ddof=1 divided by sqrt(R)), ``"inputs"`` (D, n_in), ``"overflow"`` (D,)
+        number of overflowed realizations per draw (excluded from the mean).
+    """
+    if observable not in ("caux", "chat"):
+        raise ValueError(f"observable: must be 'caux' or 'chat', got {observable!r}")
+    if isinstance(X_draws, (int, np.integer)) and not isinstance(X_draws, bool):
+        D = _int_param("X_draws", X_draws, 1)
+        n_in = _int_param("n_in", n_in, 1)
+        inputs = np.random.default_rng(_int_param("input_seed", input_seed, 0)).standard_normal((D, n_in))
+    else:
+        inputs = np.asarray(X_draws, dtype=float)
+        if inputs.ndim != 2 or inputs.shape[0] < 1 or inputs.shape[1] < 1:
+            raise ValueError(f"X_draws: must be an int or an array of shape (D, n_in), got shape {inputs.shape}")
+    R = _int_param("realizations", realizations, 2)
+    D = inputs.shape[0]
+    A2 = prior.depth + 2
+    mean = np.empty((D, A2))
+    sem = np.empty((D, A2))
+    nover = np.zeros(D, dtype=np.int64)
+    name = observable + "_diag"
+    for d in range(D):
+        res = sample(prior, inputs[d : d + 1], width, R, seed=seed, method=method, observables=(name,))
+        v = res[name][:, :, 0, 0][~res["overflow"]]
+        nover[d] = int(res["overflow"].sum())
+        mean[d] = v.mean(axis=0)
+        sem[d] = v.std(axis=0, ddof=1) / math.sqrt(max(v.shape[0], 1))
+    return {"mean": mean, "sem": sem, "inputs": inputs, "overflow": nover}
