@@ -411,14 +411,15 @@ def rnn_projected_block(act, Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in,
                 # pivoted MGS on the residual block
                 k0 = k
                 for al in range(P):
-                    done[al] = False
                     rn[al] = math.sqrt(_dot(res[al], res[al], n))
+                    # already (numerically) inside span(Q): its residual is dropped
+                    done[al] = not (rn[al] > rtol * nrm0[al])
                 newdir = 0
                 for it in range(P):
                     p = -1
                     best = 0.0
                     for al in range(P):
-                        if not done[al] and rn[al] > rtol * nrm0[al] and rn[al] > best:
+                        if not done[al] and rn[al] > best:
                             best = rn[al]
                             p = al
                     if p < 0 or k >= kmax:

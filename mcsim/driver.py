@@ -65,6 +65,10 @@ def _log(msg: str, stream: Optional[TextIO] = None) -> None:
     stream.flush()
 
 
+def _fmt_list(values) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
+
+
 def _fmt_seconds(s: float) -> str:
     if s != s or s == float("inf"):
         return "?"
@@ -171,10 +175,15 @@ class Dispatcher:
         self.realizations_done = 0
         self.active_workers = comm.Get_size() - 1
         self.main_done = threading.Event()
+        self.blocks_per_rank = [0] * comm.Get_size()
+        self.wait_seconds = [0.0] * comm.Get_size()
 
-    def next_block(self):
+    def next_block(self, rank: int = 0):
         with self.lock:
-            return self.queue.popleft() if self.queue else None
+            if not self.queue:
+                return None
+            self.blocks_per_rank[rank] += 1
+            return self.queue.popleft()
 
     def report(self, n_realizations: int) -> None:
         with self.lock:
@@ -192,12 +201,13 @@ class Dispatcher:
             while self.active_workers > 0 or not self.main_done.is_set():
                 if self.active_workers > 0 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST, status=status):
                     src = status.Get_source()
-                    finished = self.comm.recv(source=src, tag=TAG_REQUEST)
+                    finished, waited = self.comm.recv(source=src, tag=TAG_REQUEST)
                     if finished:
                         self.report(finished)
-                    blk = self.next_block()
+                    blk = self.next_block(src)
                     self.comm.send(blk, dest=src, tag=TAG_ASSIGN)
                     if blk is None:
+                        self.wait_seconds[src] = waited
                         self.active_workers -= 1
                     continue
                 with self.lock:
@@ -432,9 +442,13 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
         return 1
 
     _, raw, pdir, todo = payload
+    if rank != 0:
+        spec = theory.parse_point_spec(raw)
+        if spec.point_key() != Path(pdir).name:
+            raise RuntimeError(f"rank {rank}: spec round trip changed the point key ({spec.point_key()[:12]} "
+                               f"!= {Path(pdir).name[:12]})")
     try:
-        return _sample_and_finalise(comm, spec if rank == 0 else theory.parse_point_spec(raw), Path(pdir), todo,
-                                    out, progress, progress_interval, t_start)
+        return _sample_and_finalise(comm, spec, Path(pdir), todo, out, progress, progress_interval, t_start)
     finally:
         if lock is not None:
             lock.release()
@@ -464,12 +478,17 @@ def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_i
         while thread.is_alive():
             thread.join(timeout=0.1)
         prog.close(disp.blocks_done, disp.realizations_done)
+        if size > 1 and todo:
+            _log(f"mcsim run: blocks per rank {disp.blocks_per_rank}; time workers waited for assignments "
+                 f"(incl. the final stop message) {_fmt_list(disp.wait_seconds[1:])} s")
     else:
         worker.check_test_hook()
-        finished = 0
+        finished, waited = 0, 0.0
         while True:
-            comm.send(finished, dest=0, tag=TAG_REQUEST)
+            t0 = time.monotonic()
+            comm.send((finished, waited), dest=0, tag=TAG_REQUEST)
             blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
+            waited += time.monotonic() - t0
             if blk is None:
                 break
             finished = worker(blk)

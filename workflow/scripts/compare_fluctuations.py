@@ -11,7 +11,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table, z_score  # noqa: E402
 from theory.resampling import excess_kurtosis_with_se, variance_with_se  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -40,14 +40,14 @@ for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
     var, var_se = variance_with_se(caux)
     nlo = np.asarray(theory["nlo_variance"])[0]  # (A+2,)
     for a in range(depth + 2):
-        z = (var[a] - nlo[a]) / var_se[a] if var_se[a] > 0 else np.nan
+        z = z_score(var[a], nlo[a], var_se[a])
         rows.append({**base, "quantity": "var_caux", "a": a, "mc": var[a], "mc_se": var_se[a], "theory": nlo[a], "z": z})
     y = np.asarray(data["y"])[ok][:, 0, 0]  # (R,)
     kurt, kurt_se = excess_kurtosis_with_se(y)
     K = float(np.asarray(theory["kernel"])[depth + 1, depth + 1, 0, 0])
     predicted = float(np.asarray(theory["fourth_cumulant"])[0]) / K**2
     rows.append({**base, "quantity": "excess_kurtosis", "a": depth + 1, "mc": float(kurt), "mc_se": float(kurt_se),
-                 "theory": predicted, "z": (kurt - predicted) / kurt_se if kurt_se > 0 else np.nan})
+                 "theory": predicted, "z": z_score(kurt, predicted, kurt_se)})
     log.info("%s: Var Caux readout %.3g +- %.3g (theory %.3g)", point, var[-1], var_se[-1], nlo[-1])
 
 write_table(smk.output.table, smk.output.meta, rows, columns,

@@ -11,7 +11,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table, z_score  # noqa: E402
 from theory.resampling import sem  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -46,7 +46,7 @@ for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
     entries = [("diag", a, 0, a, a) for a in range(depth + 1)]
     entries += [("lag", ref, lag, ref, ref + lag) for lag in range(max_lag + 1)]
     for quantity, a, lag, i, j in entries:
-        z = (mean[i, j] - kernel[i, j]) / err[i, j] if err[i, j] > 0 else np.nan
+        z = z_score(mean[i, j], kernel[i, j], err[i, j])
         rows.append({**base, "quantity": quantity, "a": a, "lag": lag, "mc_mean": mean[i, j], "mc_sem": err[i, j],
                      "mc_std": std[i, j], "theory": kernel[i, j], "z": z})
     log.info("%s: %d realizations (%d overflowed)", point, ok.sum(), (~ok).sum())

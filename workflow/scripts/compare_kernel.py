@@ -10,7 +10,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821 (provided by Snakemake)
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table, z_score  # noqa: E402
 from theory.resampling import sem  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -43,7 +43,7 @@ for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
     pairs = [("diag", a, a) for a in range(depth + 2)]
     pairs += [("cross", a, b) for b in cross_steps if b <= depth for a in range(depth + 1)]
     for quantity, a, b in pairs:
-        z = (mean[a, b] - kernel[a, b]) / err[a, b] if err[a, b] > 0 else np.nan
+        z = z_score(mean[a, b], kernel[a, b], err[a, b])
         rows.append({**base, "quantity": quantity, "a": a, "b": b, "mc_mean": mean[a, b], "mc_sem": err[a, b],
                      "theory": kernel[a, b], "z": z})
     log.info("%s: %d realizations (%d overflowed)", point, ok.sum(), (~ok).sum())
