@@ -9,6 +9,7 @@ parameter point, named by :meth:`theory.PointSpec.point_key`::
     STORE/<point_key>/blocks/r{start:09d}-{stop:09d}.h5   one shard per block
     STORE/<point_key>/blocks/.tmp-*                   in-flight temp files (ignored)
     STORE/<point_key>/.lock                           advisory run lock (flock)
+    STORE/<point_key>/corrupt/                        bad shards moved aside by ``run``
 
 ``spec.json`` holds the parts of the spec that define the distribution of one
 realization (``prior``, ``inputs``, ``width``, ``method``, ``seed``) and the
