@@ -243,13 +243,17 @@ while :; do
 done
 
 # ------------------------------------------------------------- smoke tests ---
-out="$(timeout 60 srun -N1 -n1 -t 1 hostname 2>&1)" \
-    || die "srun smoke test failed: $out"
+# stdout is the tasks' output; srun's own notes (e.g. "queued and waiting for
+# resources" while the previous step completes) go to stderr, shown on failure
+srun_err="$(mktemp)"
+out="$(timeout 60 srun -N1 -n1 -t 1 hostname 2>"$srun_err")" \
+    || die "srun smoke test failed: $out $(cat "$srun_err")"
 # the pmi2 plugin must hand every task its PMI rank and size (MPICH's PMI
 # client then joins them into one MPI world); -O allows 2 tasks on 1 CPU
-pmi="$(timeout 60 srun -O -N1 -n2 -t 1 --mpi=pmi2 sh -c 'echo "${PMI_RANK:-unset}/${PMI_SIZE:-unset}"' 2>&1 | sort | tr '\n' ' ')" \
-    || die "srun --mpi=pmi2 smoke test failed: $pmi"
-[ "$pmi" = "0/2 1/2 " ] || die "srun --mpi=pmi2 gave PMI rank/size '$pmi', expected '0/2 1/2'"
+pmi="$(timeout 60 srun -O -N1 -n2 -t 1 --mpi=pmi2 sh -c 'echo "${PMI_RANK:-unset}/${PMI_SIZE:-unset}"' 2>"$srun_err" | sort | tr '\n' ' ')" \
+    || die "srun --mpi=pmi2 smoke test failed: $pmi $(cat "$srun_err")"
+[ "$pmi" = "0/2 1/2 " ] || die "srun --mpi=pmi2 gave PMI rank/size '$pmi', expected '0/2 1/2' ($(cat "$srun_err"))"
+rm -f "$srun_err"
 
 say "SLURM is up: node ${NODE} is ${state}; 'srun hostname' -> ${out}; 'srun --mpi=pmi2 -n2' PMI rank/size: ${pmi}"
 sinfo -N -o '%N %P %T %c %m'

@@ -375,7 +375,7 @@ def rnn_projected_block(act, Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in,
     phi = np.empty((P, n))
     res = np.empty((P, n))
     coef = np.empty((kmax, P))
-    cn = np.empty(kmax)
+    cn = np.empty((kmax, P))
     nrm0 = np.empty(P)
     rn = np.empty(P)
     done = np.zeros(P, dtype=np.bool_)
@@ -394,17 +394,22 @@ def rnn_projected_block(act, Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in,
         for a in range(A1):
             if a > 0:
                 # W phi(h^(a-1)) by conditioning on the revealed W Q
+                # block classical Gram-Schmidt, applied twice (CGS2); loops run
+                # over the basis vector t outside and the pattern inside so each
+                # Q[t] is streamed once per pass for all P patterns
                 for al in range(P):
                     nrm0[al] = math.sqrt(_dot(phi[al], phi[al], n))
                     for j in range(n):
                         res[al, j] = phi[al, j]
                     for t in range(k):
                         coef[t, al] = 0.0
-                    for rep in range(2):
-                        for t in range(k):
-                            cn[t] = _dot(Q[t], res[al], n)
-                        for t in range(k):
-                            ct = cn[t]
+                for rep in range(2):
+                    for t in range(k):
+                        for al in range(P):
+                            cn[t, al] = _dot(Q[t], res[al], n)
+                    for t in range(k):
+                        for al in range(P):
+                            ct = cn[t, al]
                             coef[t, al] += ct
                             for j in range(n):
                                 res[al, j] -= ct * Q[t, j]
@@ -457,8 +462,8 @@ def rnn_projected_block(act, Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in,
                 off += P * n
                 # h^(a) = U[a] + WQ coef
                 correlate_rows(z, 0, n, L_in[a], rank_in, h)
-                for al in range(P):
-                    for t in range(k):
+                for t in range(k):
+                    for al in range(P):
                         ct = coef[t, al]
                         if ct != 0.0:
                             for j in range(n):

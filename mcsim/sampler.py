@@ -38,7 +38,7 @@ import hashlib
 import json
 import math
 import warnings
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import numba
@@ -112,9 +112,10 @@ def _check_observables(observables) -> tuple:
     if len(obs) == 0:
         raise ValueError("observables: must name at least one observable")
     for o in obs:
-        if not isinstance(o, str) or o not in OBSERVABLES:
+        if not isinstance(o, str) or (o not in OBSERVABLES and o != "overflow"):
             raise ValueError(f"observables: unknown observable {o!r}; allowed: {', '.join(OBSERVABLES)}")
-    return tuple(dict.fromkeys(obs))
+    # "overflow" is always returned; naming it is allowed and changes nothing
+    return tuple(dict.fromkeys(o for o in obs if o != "overflow"))
 
 
 def _derive_point_key(prior: Prior, seq: np.ndarray, width: int, method: str) -> str:

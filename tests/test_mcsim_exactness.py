@@ -148,3 +148,45 @@ def test_detects_wrong_sampler():
     out = two_sample_test(a, b, names)
     assert out["reject"], out
     assert out["ks"]["chat[1,A][0,0]"] < ALPHA_KS / len(names)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_projected_matches_direct_unequal_widths(act):
+    """DNN with layer widths nu = (1, 2, 0.5, 1.5, 1) n and sequence inputs (diagonal observables)."""
+    prior = theory.Prior("dnn", DEPTH, act, 1.5, 0.2, 1.2, nu=[1.0, 2.0, 0.5, 1.5, 1.0], n_out=2)
+    X = _inputs("sequence", DEPTH)
+    obs = ("y", "caux_diag", "chat_diag")
+    rp = mcsim.sample(prior, X, WIDTH, R, seed=9, method="projected", observables=obs)
+    rd = mcsim.sample(prior, X, WIDTH, R, seed=9, method="direct", observables=obs)
+
+    def stats_(res):
+        cols = {
+            "y[0,0]": res["y"][:, 0, 0],
+            "caux_readout[0,1]": res["caux_diag"][:, DEPTH + 1, 0, 1],
+            "chat[1,1][0,0]": res["chat_diag"][:, 1, 0, 0],
+            "chat[2,2][0,1]": res["chat_diag"][:, 2, 0, 1],
+            "caux[3,3][1,1]": res["caux_diag"][:, 3, 1, 1],
+            "chat[A,A][0,0]": res["chat_diag"][:, DEPTH, 0, 0],
+        }
+        return np.column_stack(list(cols.values())), list(cols)
+
+    a, names = stats_(rp)
+    b, _ = stats_(rd)
+    out = two_sample_test(a, b, names)
+    assert not out["reject"], out
+
+
+def test_projected_matches_direct_deep_rnn():
+    """Deep RNN (A = 30, basis of up to A P = 60 directions in n = 150): no loss of orthogonality."""
+    A = 30
+    prior = theory.Prior("rnn", A, "relu", 1.6, 0.2, 1.6, n_out=2)
+    X = np.random.default_rng(0).normal(1.0, 1.0, size=(2, 50))
+    rp = mcsim.sample(prior, X, 150, R, seed=1, method="projected")
+    rd = mcsim.sample(prior, X, 150, R, seed=1, method="direct")
+    a, names = _statistics(rp, A)
+    b, _ = _statistics(rd, A)
+    extra = lambda r: np.column_stack([r["chat"][:, 10, A, 0, 0], r["chat"][:, A, A, 0, 1]])  # noqa: E731
+    a = np.column_stack([a, extra(rp)])
+    b = np.column_stack([b, extra(rd)])
+    out = two_sample_test(a, b, names + ["chat[10,A][0,0]", "chat[A,A][0,1]"])
+    assert not out["reject"], out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import subprocess
@@ -224,3 +223,14 @@ def test_unequal_widths_full_observables_rejected():
     assert res["chat_diag"].shape == (2, 4, 2, 2)
     res = mcsim.sample(prior, X1, 8, 2, observables=("chat_diag", "caux_diag", "y"), method="projected")
     assert res["chat_diag"].shape == (2, 4, 2, 2)
+
+
+def test_bench_smoke(capsys):
+    """The benchmark runs and prints one row per configuration (speed is not asserted)."""
+    from mcsim import bench
+
+    assert bench.main(["--n", "40", "--arch", "rnn", "--shape", "A15P10", "--min-time", "0.01",
+                       "--max-direct", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("rnn")]
+    assert len(rows) == 1 and len(rows[0].split()) == 12

@@ -104,7 +104,12 @@ def write_table(csv_path, meta_path, rows: list[dict], columns: dict, descriptio
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _clean(v) for k, v in row.items()})
-    meta = {"table": str(Path(csv_path).name), "description": description, "columns": columns, "experiment": experiment}
+    meta = {
+        "table": str(Path(csv_path).name),
+        "description": description,
+        "columns": [{"name": name, "description": text} for name, text in columns.items()],  # CSV column order
+        "experiment": experiment,
+    }
     if extra:
         meta.update(extra)
     with open(meta_path, "w") as fh:
@@ -241,3 +246,13 @@ def z_score(mc, theory, se):
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(resolvable, (mc - theory) / np.where(resolvable, se, 1.0), np.nan)
     return out.item() if out.ndim == 0 else out
+
+
+def set_log_ticks(ax, values):
+    """Log x axis with major ticks labelled exactly at the given values (no overlapping minor labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(list(values))
+    ax.set_xticklabels([f"{v:g}" for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
     ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, new_figure, prior_title, read_table, save_figure, select,
-    setup_logging, unique,
+    set_log_ticks, setup_logging, unique,
 )
 
 smk = snakemake  # noqa: F821
@@ -54,15 +54,15 @@ for arch in unique(rows, "arch"):
                 ax_k.errorbar(n, column(kurt, "mc"), yerr=column(kurt, "mc_se"), fmt=marker, color=color, ms=4,
                               capsize=2, label=f"{label} MC")
                 ax_k.plot(n, column(kurt, "theory"), style, color=color, lw=1.2, label=f"{label} NLO")
-ax_n.set_xscale("log")
 ax_n.set_yscale("log")
+set_log_ticks(ax_n, widths)
 ax_n.set_xlabel("width n")
 ax_n.set_ylabel(r"Var $C_{\rm aux}^{(A+1,A+1)}$")
 ax_n.set_title("(a) readout fluctuations vs width")
 ax_a.set_xlabel("layer / readout step a")
 ax_a.set_ylabel(r"Var $C_{\rm aux}^{(a,a)}$")
 ax_a.set_title(f"(b) fluctuations vs step, n = {n_max}")
-ax_k.set_xscale("log")
+set_log_ticks(ax_k, widths)
 ax_k.axhline(0.0, color="gray", lw=0.6)
 ax_k.set_xlabel("width n")
 ax_k.set_ylabel("output excess kurtosis")

@@ -8,6 +8,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
+import numpy as np  # noqa: E402
+
 from _common import column, new_figure, prior_title, read_table, save_figure, select, setup_logging, unique  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -29,7 +31,7 @@ for arch, bias in combos:
             dropped = sel[0]["overflowed"]
             label = f"{tag} n={width}" + (f" ({dropped} overflowed)" if dropped else "")
             ax.plot(x, mean, markers[k % len(markers)], ms=3.5, label=label)
-            ax.fill_between(x, mean - err, mean + err, alpha=0.2)
+            ax.fill_between(x, np.maximum(mean - err, 0.5 * mean), mean + err, alpha=0.2)  # log axis: clip lower band
     for ax, quantity, xkey in ((ax_d, "diag", "a"), (ax_l, "lag", "lag")):
         sel = select(rows, arch=arch, bias=bias, width=unique(rows, "width")[0], quantity=quantity)
         sel.sort(key=lambda r: r[xkey])
@@ -41,6 +43,7 @@ ax_l.set_xlabel(r"lag $\Delta a$")
 ax_l.set_ylabel(rf"$\hat C^{{({ref},{ref}+\Delta a)}}$ (mean $\pm$ SEM)")
 ax_l.set_title(f"(b) time-lagged covariance from step {ref}")
 for ax in (ax_d, ax_l):
+    ax.set_yscale("log")
     ax.legend(fontsize=7)
 fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
 fig.tight_layout()

@@ -17,7 +17,7 @@ log = setup_logging(smk)
 rows = read_table(smk.input.table)
 exp = json.loads(smk.params.experiment)
 cross_steps = [b for b in exp["analysis"]["cross_steps"] if select(rows, quantity="cross", b=b)]
-biases = unique(rows, "bias")
+biases = [b for b in exp["grid"]["bias"] if select(rows, bias=b)]  # config order
 fig, axes = new_figure(len(biases), 1 + len(cross_steps))
 for i, bias in enumerate(biases):
     panels = [("diag", None)] + [("cross", b) for b in cross_steps]

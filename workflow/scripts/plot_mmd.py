@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
     ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, new_figure, prior_title, read_table, save_figure, select,
-    setup_logging, unique,
+    set_log_ticks, setup_logging, unique,
 )
 
 smk = snakemake  # noqa: F821
@@ -22,7 +22,7 @@ rows = read_table(smk.input.summary)
 exp = json.loads(smk.params.experiment)
 xkey = "width" if len(unique(rows, "width")) > 1 or len(unique(rows, "depth")) == 1 else "depth"
 other = [k for k in ("width", "depth", "g2", "activation") if k != xkey and len(unique(rows, k)) > 1]
-biases = unique(rows, "bias")
+biases = [b for b in exp["grid"]["bias"] if select(rows, bias=b)]  # config order
 fig, axes = new_figure(1, len(biases))
 for j, bias in enumerate(biases):
     ax = axes[0, j]
@@ -40,7 +40,7 @@ for j, bias in enumerate(biases):
             ax.fill_between(x, floor - 2 * floor_std, floor + 2 * floor_std, color=ARCH_COLORS[arch], alpha=0.15,
                             label=f"{arch.upper()} noise floor (mean +- 2 std)")
     ax.axhline(0.0, color="gray", lw=0.6)
-    ax.set_xscale("log")
+    set_log_ticks(ax, unique(rows, xkey))
     ax.set_xlabel("width n" if xkey == "width" else "depth A")
     ax.set_ylabel(r"MMD$^2$ (outputs vs $\mathcal{N}(0,K)$)")
     ax.set_title(f"{bias} bias, l = {rows[0]['lengthscale']}")

@@ -1,0 +1,255 @@
+"""End-to-end tests of the Snakemake workflow on tests/data/tiny-config.yaml.
+
+One real run (module fixture, 2 cores, MPI with 2 ranks per point) in a
+temporary working directory, then: figure files and the HTML report, table
+contents against theory with standard-error tolerances, and the incremental
+behaviour (what a dry run plans after a config change).
+
+Statistical checks use fixed seeds and a family-wise significance level
+ALPHA = 1e-3 (Bonferroni over the rows checked, Student t quantiles for
+SEM-based z scores), and only compare quantities whose expectation equals the
+mean-field value exactly at any width (see each test).
+"""
+
+import copy
+import csv
+import math
+import re
+import shutil
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from test_workflow_helpers import TINY_CONFIG, dry_run_jobs, load_tiny_config, run_snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+ALPHA = 1e-3
+FIGURE_EXPERIMENTS = ("kernel", "mmd", "fluct", "inputs", "instab", "phase")
+TABLES = {
+    "kernel": "kernel/tables/kernel.csv",
+    "mmd": "mmd/tables/mmd.csv",
+    "mmd_summary": "mmd/tables/mmd_summary.csv",
+    "fluct": "fluct/tables/fluctuations.csv",
+    "inputs": "inputs/tables/input_propagation.csv",
+    "instab": "instab/tables/instability.csv",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Run the whole tiny workflow once and build the report; returns the working directory."""
+    workdir = tmp_path_factory.mktemp("tiny-workflow")
+    shutil.copy(TINY_CONFIG, workdir / "tiny.yaml")  # no config.yaml here: the tiny config is the only one
+    proc = run_snakemake(["--cores", "2", "--configfile", "tiny.yaml"], cwd=workdir, timeout=1500)
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((workdir / "results" / "logs").rglob("*.log")))
+        pytest.fail(f"tiny workflow failed:\n{proc.stdout[-5000:]}\n{logs[-8000:]}")
+    report = run_snakemake(["--configfile", "tiny.yaml", "--report", "report.html"], cwd=workdir, timeout=600)
+    assert report.returncode == 0, report.stdout[-5000:]
+    return workdir
+
+
+def _read(workdir, name):
+    with open(workdir / "results" / TABLES[name], newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _f(row, key):
+    return float(row[key])
+
+
+def _t_crit(rows, dof):
+    """Two-sided Bonferroni critical |t| for len(rows) tests at family-wise level ALPHA."""
+    return stats.t.isf(ALPHA / (2 * max(len(rows), 1)), dof)
+
+
+def _copy_run(tiny_run, tmp_path):
+    """Independent copy of the finished run (results + Snakemake metadata, mtimes kept)."""
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst, symlinks=True)
+    return dst
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@pytest.mark.parametrize("exp", FIGURE_EXPERIMENTS)
+def test_figures_are_nonempty_images(tiny_run, exp):
+    png = (tiny_run / "results" / "figures" / f"{exp}.png").read_bytes()
+    pdf = (tiny_run / "results" / "figures" / f"{exp}.pdf").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert pdf[:5] == b"%PDF-" and len(pdf) > 5_000
+
+
+def test_report_contains_every_figure(tiny_run):
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for exp in FIGURE_EXPERIMENTS:
+        assert f"{exp}.png" in html, exp
+
+
+def test_tables_are_self_describing(tiny_run):
+    import json
+
+    for name, rel in TABLES.items():
+        csv_path = tiny_run / "results" / rel
+        meta = json.loads(csv_path.with_suffix(".json").read_text())
+        with open(csv_path, newline="") as fh:
+            header = next(csv.reader(fh))
+        assert [c["name"] for c in meta["columns"]] == header, name
+        assert all(c["description"] for c in meta["columns"])
+        assert "experiment" in meta and "kind" in meta["experiment"]
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    proc = run_snakemake(["-n", "--configfile", "tiny.yaml"], cwd=tiny_run)
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def test_kernel_means_match_theory_where_exact(tiny_run):
+    """E[Chat] = C exactly at any width for: the ReLU DNN with one input (all diagonal
+    entries, since h^(a) is Gaussian given layer a-1 and E[relu(h)^2] = Var/2), DNN
+    cross-layer entries (zero: fresh zero-mean weights and biases), and the RNN at
+    steps a = 0, 1 (before the shared weights are reused)."""
+    rows = [r for r in _read(tiny_run, "kernel") if r["activation"] == "relu"]
+    checked = [r for r in rows if r["arch"] == "dnn"]
+    checked += [r for r in rows if r["arch"] == "rnn" and r["quantity"] == "diag" and int(r["a"]) <= 1]
+    assert len(checked) > 20
+    R = int(checked[0]["realizations"])
+    crit = _t_crit(checked, R - 1)
+    for r in checked:
+        assert np.isfinite(_f(r, "mc_mean")) and _f(r, "mc_sem") > 0
+        z = (_f(r, "mc_mean") - _f(r, "theory")) / _f(r, "mc_sem")
+        assert abs(z) < crit, r
+
+
+def test_mmd_values_and_noise_floor(tiny_run):
+    rows = _read(tiny_run, "mmd")
+    cfg = load_tiny_config()["experiments"]["mmd"]
+    assert len(rows) == len(cfg["grid"]["arch"]) * len(cfg["grid"]["width"]) * cfg["input_sets"]
+    for r in rows:
+        assert all(np.isfinite(_f(r, k)) for k in ("mmd2", "noise_floor_mean", "noise_floor_std"))
+        assert _f(r, "noise_floor_std") > 0
+        assert int(r["patterns"]) == cfg["inputs"]["count"]
+        assert int(r["realizations"]) + int(r["overflowed"]) == cfg["realizations"]
+    # the noise floor is the estimator on exact Gaussian samples: centred at 0
+    floor = np.array([_f(r, "noise_floor_mean") for r in rows])
+    floor_se = np.array([_f(r, "noise_floor_std") for r in rows]) / math.sqrt(
+        load_tiny_config()["comparison"]["noise_floor_repetitions"])
+    crit = _t_crit(rows, load_tiny_config()["comparison"]["noise_floor_repetitions"] - 1)
+    assert np.all(np.abs(floor / floor_se) < crit)
+    summary = _read(tiny_run, "mmd_summary")
+    assert len(summary) == len(rows) // cfg["input_sets"]
+    assert all(np.isfinite(_f(r, "mmd2_mean")) and _f(r, "mmd2_sem") > 0 for r in summary)
+
+
+def test_fluctuation_table(tiny_run):
+    rows = _read(tiny_run, "fluct")
+    var = [r for r in rows if r["quantity"] == "var_caux"]
+    # Caux^(0,0) is deterministic for a fixed input: zero variance in simulation and theory
+    for r in (r for r in var if int(r["a"]) == 0):
+        assert abs(_f(r, "mc")) < 1e-20 and _f(r, "theory") == 0.0
+    for r in (r for r in var if int(r["a"]) >= 1):
+        assert _f(r, "mc") > 0 and _f(r, "mc_se") > 0 and _f(r, "theory") > 0
+    kurt = [r for r in rows if r["quantity"] == "excess_kurtosis"]
+    assert len(kurt) == len({r["point"] for r in rows})
+    assert all(np.isfinite(_f(r, "mc")) and _f(r, "mc_se") > 0 and _f(r, "theory") > 0 for r in kurt)
+
+
+def test_input_propagation_wiring(tiny_run):
+    """At a = 0 the weight-averaged Caux^(0,0) = sigma^2 + g0^2 |x|^2 / n_in is exact, so the
+    simulated spread over input draws must equal the theory's spread to round-off: this
+    checks that simulation and theory saw the same inputs."""
+    rows = _read(tiny_run, "inputs")
+    first = [r for r in rows if int(r["a"]) == 0]
+    assert first
+    for r in first:
+        assert _f(r, "mc_std") == pytest.approx(_f(r, "mft_std"), rel=1e-9)
+        assert _f(r, "linear_response") == pytest.approx(_f(r, "mft_std"), rel=1e-9)
+        assert _f(r, "weight_noise") < 1e-9 * _f(r, "mc_std")
+    assert all(np.isfinite(_f(r, "mc_std")) and _f(r, "mc_std") > 0 for r in rows)
+
+
+def test_instability_table(tiny_run):
+    rows = _read(tiny_run, "instab")
+    cfg = load_tiny_config()["experiments"]["instab"]
+    lags = sorted({int(r["lag"]) for r in rows if r["quantity"] == "lag"})
+    assert lags == list(range(cfg["analysis"]["max_lag"] + 1))
+    # step 0 is exact: Chat^(0,0) has mean C^(0,0) at any width
+    first = [r for r in rows if r["quantity"] == "diag" and int(r["a"]) == 0]
+    crit = _t_crit(first, cfg["realizations"] - 1)
+    for r in first:
+        assert abs(_f(r, "z")) < crit, r
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+def _planned(workdir, config):
+    path = write_config(workdir / "changed.yaml", config)
+    proc = run_snakemake(["-n", "--configfile", path], cwd=workdir)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return dry_run_jobs(proc.stdout)
+
+
+def test_adding_a_width_plans_only_the_new_points(tiny_run, tmp_path):
+    workdir = _copy_run(tiny_run, tmp_path)
+    config = load_tiny_config()
+    config["experiments"]["mmd"]["grid"]["width"] = [8, 16, 32]
+    jobs = _planned(workdir, config)
+    per_point = {(rule, w.get("exp"), w.get("point")) for rule, w in jobs if "point" in w}
+    new_points = {f"arch-{arch}_bias-uncorrelated_act-relu_n-16_A-3_g2-1.6_s2-0.2_in-{k}"
+                  for arch in ("dnn", "rnn") for k in (0, 1)}
+    expected = {(rule, "mmd", p) for p in new_points
+                for rule in ("point_spec", "theory_spec", "simulate_point", "theory_point")}
+    assert per_point == expected
+    others = sorted((rule, w.get("exp")) for rule, w in jobs if "point" not in w)
+    assert others == [("all", None), ("compare_mmd", "mmd"), ("plot_mmd", "mmd")]
+
+
+def test_raising_realizations_resamples_only_new_blocks(tiny_run, tmp_path):
+    """More realizations: the point specs are rewritten and the simulations rerun (the
+    store supplies the old blocks), theory is untouched, other experiments untouched."""
+    workdir = _copy_run(tiny_run, tmp_path)
+    config = load_tiny_config()
+    old = config["experiments"]["fluct"]["realizations"]
+    config["experiments"]["fluct"]["realizations"] = old + config["experiments"]["fluct"]["block_size"]
+    jobs = _planned(workdir, config)
+    rules = sorted({rule for rule, _ in jobs})
+    assert rules == ["all", "compare_fluctuations", "plot_fluctuations", "point_spec", "simulate_point"]
+    assert {w["exp"] for rule, w in jobs if rule != "all"} == {"fluct"}
+    n_points = len({w["point"] for rule, w in jobs if rule == "simulate_point"})
+    assert n_points == len(config["experiments"]["fluct"]["grid"]["arch"]) * len(
+        config["experiments"]["fluct"]["grid"]["width"])
+    # run it: every point reuses its stored blocks and samples only the new block
+    proc = run_snakemake(["--cores", "2", "--configfile", "changed.yaml"], cwd=workdir, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for log in (workdir / "results" / "logs" / "fluct" / "sim").glob("*.log"):
+        text = log.read_text()
+        assert int(re.search(r"covering (\d+) realizations", text).group(1)) == old, text
+        assert int(re.search(r"(\d+) block\(s\) to sample", text).group(1)) == 1, text
+    rows = _read(workdir, "fluct")
+    assert {int(r["realizations"]) + int(r["overflowed"]) for r in rows} == {old + config["experiments"]["fluct"]["block_size"]}
+
+
+def test_plot_option_change_reruns_only_plots(tiny_run, tmp_path):
+    workdir = _copy_run(tiny_run, tmp_path)
+    config = load_tiny_config()
+    config["plots"]["dpi"] = config["plots"]["dpi"] + 10
+    jobs = _planned(workdir, config)
+    assert {rule for rule, _ in jobs} == {"all"} | {f"plot_{k}" for k in (
+        "kernel", "mmd", "fluctuations", "input_propagation", "instability", "phase_diagram")}
+
+
+def test_comparison_option_change_reruns_only_that_comparison(tiny_run, tmp_path):
+    workdir = _copy_run(tiny_run, tmp_path)
+    config = copy.deepcopy(load_tiny_config())
+    config["comparison"]["noise_floor_repetitions"] += 1
+    jobs = _planned(workdir, config)
+    assert sorted(rule for rule, _ in jobs) == ["all", "compare_mmd", "plot_mmd"]
