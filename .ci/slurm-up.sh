@@ -166,6 +166,8 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
+# Reject at submission (instead of pending forever) jobs that can never fit.
+EnforcePartLimits=ALL
 # Keep finished jobs visible to squeue for 10 minutes: without accounting the
 # Snakemake SLURM executor polls job states with squeue.
 MinJobAge=600

@@ -702,7 +702,7 @@ def _resolved_method(spec) -> str:
         return spec.method
     import mcsim
 
-    return str(mcsim.resolve_method(spec.prior, spec.X, spec.width))
+    return str(mcsim.resolve_method(spec.prior, spec.X, spec.width, spec.method))
 
 
 def point_attrs(spec, realizations: int, extra: Optional[Mapping[str, Any]] = None) -> dict:

@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+import yaml
 
 from test_workflow_helpers import REPO, dry_run_jobs, load_tiny_config, run_snakemake, write_config
 
@@ -129,3 +130,34 @@ def test_point_names_are_stable_and_readable(tmp_path):
     assert {p for p in points[1] - points[0]} == {
         f"arch-{arch}_bias-uncorrelated_act-relu_n-16_A-3_g2-1.6_s2-0.2_in-{k}" for arch in ("dnn", "rnn") for k in (0, 1)
     }
+
+
+def test_every_schema_option_is_documented():
+    """Every property of the config schema carries a description (the schema is the reference)."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    missing = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for name, sub in node.get("properties", {}).items():
+                if "description" not in sub:
+                    missing.append(f"{path}.{name}")
+                walk(sub, f"{path}.{name}")
+            for key in ("$defs", "additionalProperties"):
+                if isinstance(node.get(key), dict):
+                    for name, sub in (node[key].items() if key == "$defs" else [("*", node[key])]):
+                        walk(sub, f"{path}.{name}")
+
+    walk(schema, "config")
+    assert not missing, missing
+
+
+def test_tiny_config_is_valid_and_complete():
+    """The tiny config (also used by the SLURM test) has one experiment of every kind."""
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = load_tiny_config()
+    jsonschema.Draft202012Validator(schema).validate(config)
+    kinds = {e["kind"] for e in config["experiments"].values()}
+    assert kinds == {"kernel", "mmd", "fluctuations", "input_propagation", "instability", "phase_diagram"}

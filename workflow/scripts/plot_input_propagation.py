@@ -44,7 +44,7 @@ for j, arch in enumerate(archs):
     ax.set_xlabel("layer / time step a")
     ax.set_ylabel(r"std over inputs of $\langle C_{\rm aux}^{(a,a)} \rangle_W$")
     ax.set_title(f"{arch.upper()}: input-fluctuation propagation")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="upper right")
 fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
 fig.tight_layout()
 save_figure(fig, smk.output.figures, smk.params.dpi)
