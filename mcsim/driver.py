@@ -3,17 +3,35 @@
 Scheduling
 ----------
 Rank 0 plans (scans the store, see :func:`mcsim.store.plan_blocks`) and
-broadcasts the list of blocks.  Blocks are then handed out *dynamically*:
-a dispatcher thread on rank 0 answers work requests of the other ranks
-(point-to-point messages, polled with ``Iprobe`` and short sleeps so it
-does not burn a core), while the main thread of rank 0 also samples blocks
-from the same queue.  A rank asks for its next block only when it finished
-the previous one, so ranks with cheap blocks simply take more blocks.  The
-answer latency is ~20 ms unless the sampling kernel on rank 0 holds the
-Python GIL for a long time, in which case requests are answered between
-GIL releases (at the latest after rank 0's current block).  Nothing here is
-launcher specific: it works under ``mpiexec``, ``srun --mpi=pmi2`` or as a
-plain single process (mpi4py singleton).
+broadcasts the list of blocks.  Every rank then *warms up* (samples one
+realization of the point, which loads or compiles the Numba kernels; the
+other ranks do this while rank 0 plans) and all ranks meet at a barrier,
+so that no rank starts sampling while another is still compiling.
+
+Blocks are then handed out in two phases:
+
+1. *First round (static):* rank ``r`` samples block ``r`` of the plan
+   (``r < min(ranks, blocks)``), without any message, so every rank is busy
+   from the start.
+2. *Dynamic rest:* the remaining blocks sit in a queue on rank 0.  A rank
+   asks rank 0 for its next block only when it finished the previous one
+   (point-to-point request/grant messages), so ranks with cheap blocks, or
+   faster ranks, simply take more blocks.  On rank 0 a dispatcher thread
+   answers requests (polled with ``Iprobe`` and short sleeps so it does not
+   burn a core), and rank 0's own sampling loop serves every pending remote
+   request *before* it takes its next block itself, so a waiting rank never
+   loses a block to rank 0.
+
+A request that arrives while rank 0 is inside a Numba kernel is answered
+when the kernel returns to Python (the kernels are compiled without
+``nogil``, so the dispatcher thread cannot run meanwhile); the samplers
+split blocks into chunks of at most ~2**21 normals, which bounds this delay
+to one kernel call (measured up to ~0.8 s for an RNN with width 4000, depth
+30, P = 10; with ``nogil=True`` kernels it would be ~``DISPATCH_POLL_SECONDS``).
+
+Nothing here is launcher specific: it works under ``mpiexec``,
+``srun --mpi=pmi2`` or as a plain single process (mpi4py singleton, no
+warm-up, no messages).
 
 Each rank writes the shards of its blocks itself (atomic temp + rename);
 after every rank is done rank 0 merges them into the final file.
@@ -49,7 +67,8 @@ from . import store as _store
 
 TAG_REQUEST = 4101
 TAG_ASSIGN = 4102
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.02  # longest sleep between polls of a rank waiting for a message (bcast, grant)
+DISPATCH_POLL_SECONDS = 0.005  # rank 0's dispatcher thread: sleep between Iprobe polls
 
 ENV_FAIL_RANK = "MCSIM_TEST_FAIL_RANK"
 ENV_BLOCK_DELAY = "MCSIM_TEST_BLOCK_DELAY"
@@ -155,30 +174,63 @@ class Progress:
 # --------------------------------------------------------------------------- scheduling
 
 
-class Dispatcher:
-    """Dynamic block queue on rank 0, shared by its main thread and remote ranks.
+def first_round_block(blocks, rank: int):
+    """Block that ``rank`` samples first without asking (static first round), or None.
 
     Parameters
     ----------
     blocks : list of (int, int)
-        Realization blocks to hand out, in order.
+        The plan (same list on every rank).
+    rank : int
+
+    Returns
+    -------
+    (int, int) or None
+        ``blocks[rank]`` if it exists.
+    """
+    return tuple(blocks[rank]) if rank < len(blocks) else None
+
+
+class Dispatcher:
+    """Dynamic block queue on rank 0, shared by its main thread and the remote ranks.
+
+    The first ``min(ranks, len(blocks))`` blocks are the static first round
+    (see :func:`first_round_block`) and are not queued.
+
+    Parameters
+    ----------
+    blocks : list of (int, int)
+        Realization blocks of the plan, in order.
     comm : mpi4py communicator
     progress : Progress
+
+    Attributes
+    ----------
+    blocks_per_rank : list of int, length comm size
+        Blocks given to each rank (first round included).
+    busy_seconds, wait_seconds : list of float, length comm size
+        Seconds each rank spent sampling / waiting for grants (remote ranks
+        report theirs with their last request; entry 0 of ``wait_seconds`` is 0).
     """
 
     def __init__(self, blocks, comm, progress: Progress):
-        self.queue = deque(blocks)
+        size = comm.Get_size()
+        n_first = min(size, len(blocks))
+        self.queue = deque(tuple(b) for b in blocks[n_first:])
         self.comm = comm
         self.progress = progress
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # queue and counters
+        self.mpi_lock = threading.Lock()  # serialises rank 0's MPI calls between its two threads
         self.blocks_done = 0
         self.realizations_done = 0
-        self.active_workers = comm.Get_size() - 1
+        self.active_workers = size - 1
         self.main_done = threading.Event()
-        self.blocks_per_rank = [0] * comm.Get_size()
-        self.wait_seconds = [0.0] * comm.Get_size()
+        self.blocks_per_rank = [1] * n_first + [0] * (size - n_first)
+        self.wait_seconds = [0.0] * size
+        self.busy_seconds = [0.0] * size
 
     def next_block(self, rank: int = 0):
+        """Pop the next queued block for ``rank`` (None when the queue is empty)."""
         with self.lock:
             if not self.queue:
                 return None
@@ -186,34 +238,49 @@ class Dispatcher:
             return self.queue.popleft()
 
     def report(self, n_realizations: int) -> None:
+        """Count one finished block of ``n_realizations`` and update the progress display."""
         with self.lock:
             self.blocks_done += 1
             self.realizations_done += n_realizations
             b, r = self.blocks_done, self.realizations_done
         self.progress.update(b, r)
 
-    def serve(self) -> None:
-        """Thread body: answer requests until every remote rank got its stop signal."""
+    def serve_pending(self) -> int:
+        """Answer every request that has arrived; return how many were answered.
+
+        Called by the dispatcher thread and by rank 0's sampling loop before
+        it takes a block itself (so waiting ranks have priority).
+        """
         from mpi4py import MPI
 
-        try:
+        served = 0
+        with self.mpi_lock:
             status = MPI.Status()
+            while self.active_workers > 0 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST,
+                                                               status=status):
+                src = status.Get_source()
+                finished, waited, busy = self.comm.recv(source=src, tag=TAG_REQUEST)
+                if finished:
+                    self.report(finished)
+                blk = self.next_block(src)
+                self.comm.send(blk, dest=src, tag=TAG_ASSIGN)
+                if blk is None:
+                    self.wait_seconds[src] = waited
+                    self.busy_seconds[src] = busy
+                    self.active_workers -= 1
+                served += 1
+        return served
+
+    def serve(self) -> None:
+        """Thread body: answer requests until every remote rank got its stop signal."""
+        try:
             while self.active_workers > 0 or not self.main_done.is_set():
-                if self.active_workers > 0 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST, status=status):
-                    src = status.Get_source()
-                    finished, waited = self.comm.recv(source=src, tag=TAG_REQUEST)
-                    if finished:
-                        self.report(finished)
-                    blk = self.next_block(src)
-                    self.comm.send(blk, dest=src, tag=TAG_ASSIGN)
-                    if blk is None:
-                        self.wait_seconds[src] = waited
-                        self.active_workers -= 1
+                if self.serve_pending():
                     continue
                 with self.lock:
                     b, r = self.blocks_done, self.realizations_done
                 self.progress.update(b, r)
-                time.sleep(POLL_SECONDS)
+                time.sleep(DISPATCH_POLL_SECONDS)
         except BaseException:
             _fail(self.comm, 0, traceback.format_exc())
 
@@ -225,22 +292,32 @@ def _fail(comm, rank: int, tb: str) -> None:
         comm.Abort(1)
 
 
-def _wait(req):
-    """Wait for a non-blocking request without spinning a core; return its message."""
-    delay = 0.0005
+def _wait(req, max_delay: float = 0.005):
+    """Wait for a non-blocking request without spinning a core; return its message.
+
+    Sleeps between tests grow from 0.1 ms to ``max_delay`` (default 5 ms:
+    used for block grants, which normally arrive within milliseconds).
+    """
+    delay = 0.0001
     while True:
         flag, msg = req.test()
         if flag:
             return msg
         time.sleep(delay)
-        delay = min(delay * 2, POLL_SECONDS)
+        delay = min(delay * 2, max_delay)
 
 
-def _wait_buffer(req) -> None:
+def _wait_buffer(req, max_delay: float = 0.05) -> None:
+    """Wait for a non-blocking buffer operation, sleeping up to ``max_delay`` s between tests."""
     delay = 0.0005
     while not req.Test():
         time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 2, max_delay)
+
+
+def _barrier(comm) -> None:
+    """Barrier that does not busy-wait (ranks leave after at most ``POLL_SECONDS`` of skew)."""
+    _wait_buffer(comm.Ibarrier(), max_delay=POLL_SECONDS)
 
 
 def _bcast_object(comm, obj, root: int = 0):
@@ -327,6 +404,43 @@ def _prepare(spec_path, store_root, out, block_size, realizations):
     except _store.StoreError as exc:
         raise UserError(str(exc)) from None
     return spec, pdir
+
+
+def _warm_up(spec, start: int = 0) -> None:
+    """Sample (and discard) realization ``start`` of ``spec``: loads or compiles the Numba kernels.
+
+    Warnings (e.g. overflow in an unstable regime) are suppressed; rank 0
+    reports them for the real blocks.
+    """
+    import warnings
+
+    import mcsim
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mcsim.sample_point(spec, start, start + 1)
+
+
+def _prewarm(spec_path, block_size, realizations) -> Optional[str]:
+    """Best-effort warm-up of a non-root rank while rank 0 plans (before the broadcast).
+
+    Returns
+    -------
+    str or None
+        The point key that was warmed up, or None if anything failed (rank 0
+        reports bad input; the rank then warms up after the broadcast).
+    """
+    import theory
+
+    try:
+        spec = theory.parse_point_spec(spec_path)
+        overrides = {k: v for k, v in (("realizations", realizations), ("block_size", block_size)) if v is not None}
+        if overrides:
+            spec = theory.parse_point_spec({**spec.raw, **overrides})
+        _warm_up(spec)
+        return spec.point_key()
+    except Exception:
+        return None
 
 
 def _validate_with_sampler(spec, block) -> None:
@@ -429,6 +543,9 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
             payload = ("user", str(exc))
         except Exception:
             payload = ("bug", traceback.format_exc())
+    warmed = None
+    if rank != 0:  # overlaps with rank 0's planning and validation (which warm up rank 0)
+        warmed = _prewarm(spec_path, block_size, realizations)
     if size > 1:
         payload = _bcast_object(comm, payload)
     if payload[0] != "ok":
@@ -448,6 +565,10 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
             raise RuntimeError(f"rank {rank}: spec round trip changed the point key ({spec.point_key()[:12]} "
                                f"!= {Path(pdir).name[:12]})")
     try:
+        if size > 1 and todo:
+            if rank != 0 and warmed != spec.point_key():
+                _warm_up(spec, todo[0][0])
+            _barrier(comm)  # every rank is compiled and ready: start the first round together
         return _sample_and_finalise(comm, spec, Path(pdir), todo, out, progress, progress_interval, t_start)
     finally:
         if lock is not None:
@@ -460,38 +581,51 @@ def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_i
     rank, size = comm.Get_rank(), comm.Get_size()
     worker = BlockWorker(spec, pdir, rank)
 
-    # ---- dynamic sampling (exceptions propagate to run(), which aborts all ranks)
+    # ---- first round static, then dynamic (exceptions propagate to run(), which aborts all ranks)
     if rank == 0:
+        from mpi4py import MPI
+
         prog = Progress(len(todo), sum(b - a for a, b in todo), enabled=progress, interval=progress_interval)
         disp = Dispatcher(todo, comm, prog)
+        # rank 0's main thread may call MPI too (serialised by disp.mpi_lock) if the MPI library allows it
+        main_serves = size > 1 and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
         thread = threading.Thread(target=disp.serve, name="mcsim-dispatcher", daemon=True)
         thread.start()
         try:
             worker.check_test_hook()
-            while True:
-                blk = disp.next_block()
-                if blk is None:
-                    break
-                disp.report(worker(blk))
+            blk = first_round_block(todo, 0)
+            while blk is not None:
+                t0 = time.monotonic()
+                n_done = worker(blk)
+                disp.busy_seconds[0] += time.monotonic() - t0
+                disp.report(n_done)
+                if main_serves:
+                    disp.serve_pending()  # waiting ranks first
+                blk = disp.next_block(0)
         finally:
             disp.main_done.set()
         while thread.is_alive():
             thread.join(timeout=0.1)
         prog.close(disp.blocks_done, disp.realizations_done)
         if size > 1 and todo:
-            _log(f"mcsim run: blocks per rank {disp.blocks_per_rank}; time workers waited for assignments "
-                 f"(incl. the final stop message) {_fmt_list(disp.wait_seconds[1:])} s")
+            _log(f"mcsim run: blocks per rank {disp.blocks_per_rank}; seconds sampling per rank "
+                 f"{_fmt_list(disp.busy_seconds)}; seconds ranks 1.. waited for assignments "
+                 f"(incl. the final stop message) {_fmt_list(disp.wait_seconds[1:])}")
     else:
         worker.check_test_hook()
-        finished, waited = 0, 0.0
+        finished, waited, busy = 0, 0.0, 0.0
+        blk = first_round_block(todo, rank)
         while True:
+            if blk is not None:
+                t0 = time.monotonic()
+                finished = worker(blk)
+                busy += time.monotonic() - t0
             t0 = time.monotonic()
-            comm.send((finished, waited), dest=0, tag=TAG_REQUEST)
+            comm.send((finished, waited, busy), dest=0, tag=TAG_REQUEST)
             blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
             waited += time.monotonic() - t0
             if blk is None:
                 break
-            finished = worker(blk)
 
     # ---- rank 0 finalises; the status reaches every rank
     status = np.zeros(1, dtype=np.int64)

@@ -1,13 +1,14 @@
-"""MPI driver: rank invariance, dynamic scheduling, failing rank, argument errors (real ``mpiexec`` runs)."""
+"""MPI driver: rank invariance, scheduling (every rank busy, dynamic), failing rank, argument errors.
+
+All tests use real ``mpiexec`` runs.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -17,7 +18,6 @@ from mcsim import store
 
 pytestmark = pytest.mark.mpi
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 240  # generous: numba JIT / cache load in every rank on a loaded 2-core box
 
 SPEC = {
@@ -31,24 +31,15 @@ SPEC = {
 }
 
 
-def find_mpiexec():
-    local = Path(sys.executable).parent / "mpiexec"
-    exe = str(local) if local.exists() else shutil.which("mpiexec")
-    if exe is None:
-        pytest.skip("mpiexec not found")
-    return exe
+@pytest.fixture
+def mpirun(mpiexec, subprocess_env):
+    """``mpirun(n, args, env=None, timeout=TIMEOUT)``: run ``mpiexec -n n python -m mcsim ARGS``, capture output."""
 
+    def run(n, args, env=None, timeout=TIMEOUT):
+        cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mcsim", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env or subprocess_env(), timeout=timeout)
 
-def subprocess_env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-def mpirun(n, args, env=None, timeout=TIMEOUT):
-    cmd = [find_mpiexec(), "-n", str(n), sys.executable, "-m", "mcsim", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env or subprocess_env(), timeout=timeout)
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +50,7 @@ def spec_path(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_outputs_bit_identical_for_1_2_3_ranks(spec_path, tmp_path):
+def test_outputs_bit_identical_for_1_2_3_ranks(spec_path, tmp_path, mpirun):
     finals = {}
     for n in (1, 2, 3):
         out = tmp_path / f"n{n}.h5"
@@ -80,7 +71,7 @@ def test_outputs_bit_identical_for_1_2_3_ranks(spec_path, tmp_path):
             np.testing.assert_array_equal(arrays[name], ref_arrays[name], err_msg=f"{name} n={n}", strict=True)
 
 
-def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path):
+def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path, mpirun, subprocess_env):
     out = tmp_path / "fail.h5"
     res = mpirun(2, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress"],
                  env=subprocess_env(MCSIM_TEST_FAIL_RANK=1), timeout=TIMEOUT)
@@ -90,7 +81,7 @@ def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path):
     assert not out.exists()
 
 
-def test_argument_errors_under_mpi_do_not_hang(spec_path, tmp_path):
+def test_argument_errors_under_mpi_do_not_hang(spec_path, tmp_path, mpirun):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**SPEC, "width": 0}))
     res = mpirun(2, ["run", "--spec", bad, "--store", tmp_path / "store", "--out", tmp_path / "o.h5"], timeout=120)
@@ -112,7 +103,7 @@ def block_writers(store_root, key):
 
 
 @pytest.mark.slow
-def test_scheduling_is_dynamic_when_one_rank_is_slow(spec_path, tmp_path):
+def test_scheduling_is_dynamic_when_one_rank_is_slow(spec_path, tmp_path, mpirun, subprocess_env):
     # rank 1 sleeps 1.5 s after each of its blocks (test hook); a static interleave would give it
     # 4 of the 8 blocks, dynamic scheduling lets rank 0 take over the rest meanwhile
     out = tmp_path / "slow.h5"
@@ -123,3 +114,24 @@ def test_scheduling_is_dynamic_when_one_rank_is_slow(spec_path, tmp_path):
     writers = list(block_writers(tmp_path / "store", attrs["point_key"]).values())
     assert len(writers) == 8
     assert writers.count(0) >= 5, writers  # static interleave: 4 each; typically rank 1 writes only 1-2
+
+
+def test_every_rank_samples_blocks_when_blocks_cost_the_same(spec_path, tmp_path, mpirun, subprocess_env):
+    # 12 equal-cost blocks on 3 ranks; every block costs >= 0.05 s (test hook sleep after writing it), so
+    # the run takes ~4 rounds.  Each rank must get its first-round block *and* at least one more from
+    # the dynamic queue: a rank that is ready must not be starved by rank 0 (the old scheduler let rank
+    # 0 take every block while the other ranks were still loading the Numba kernels: [12, 0, 0]).
+    n, n_blocks = 3, 12
+    out = tmp_path / "busy.h5"
+    res = mpirun(n, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress",
+                     "--realizations", 4 * n_blocks, "--block-size", 4],
+                 env=subprocess_env(MCSIM_TEST_BLOCK_DELAY="0.05"))
+    assert res.returncode == 0, res.stderr
+    _, attrs = store.read_point(out)
+    writers = list(block_writers(tmp_path / "store", attrs["point_key"]).values())
+    per_rank = [writers.count(r) for r in range(n)]
+    assert sum(per_rank) == n_blocks, writers
+    assert min(per_rank) >= 2, (per_rank, res.stderr)  # equal share is 4; 1 would mean a starved rank
+    logged = re.search(r"blocks per rank \[([0-9, ]+)\]", res.stderr)
+    assert logged is not None, res.stderr
+    assert [int(v) for v in logged.group(1).split(",")] == per_rank, res.stderr
