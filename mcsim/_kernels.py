@@ -36,9 +36,13 @@ _KERNEL_NAMES = []
 
 
 def _kernel(fn):
-    """Register ``fn`` for cloning and compile it with ``njit(cache=True)``."""
+    """Register ``fn`` for cloning and compile it with ``njit(cache=True, nogil=True)``.
+
+    ``nogil`` lets the MPI dispatcher thread on rank 0 answer block requests
+    while rank 0's main thread is inside a kernel.
+    """
     _KERNEL_NAMES.append(fn.__name__)
-    return njit(cache=True)(fn)
+    return njit(cache=True, nogil=True)(fn)
 
 
 @_kernel
@@ -215,6 +219,41 @@ def correlate_rows(Z, off, n, L, rank, out):
                     out[a, i] += lk * Z[base + i]
 
 
+@_kernel
+def sample_readout(C, rtol, Z, off, n_out, L, work, yo, G, y_out, chat_out):
+    """Sample the readout of one realization given its covariance (projected samplers).
+
+    The ``n_out`` output units are independent with covariance ``C`` over the
+    patterns: ``yo = L z`` with the pivoted Cholesky factor ``L`` of ``C`` and
+    the standard normals ``Z[off:]`` (see :func:`correlate_rows`).
+
+    Parameters
+    ----------
+    C : ndarray, float64, shape (P, P)
+        Readout covariance ``Caux^(A+1,A+1)``.
+    rtol : float
+        Rank tolerance of :func:`pivoted_cholesky`.
+    Z : ndarray, float64, shape (N,)
+        Standard normals of the realization; ``Z[off : off + rank * n_out]`` are used.
+    off, n_out : int
+    L, work : ndarray, float64, shape (P, P), scratch
+    yo : ndarray, float64, shape (P, >= n_out), scratch
+    G : ndarray, float64, shape (P, P), scratch
+    y_out : ndarray, float64, shape (P, n_out), overwritten with the outputs
+    chat_out : ndarray, float64, shape (P, P), overwritten with ``Chat^(A+1,A+1) = yo yo^T / n_out``
+    """
+    P = C.shape[0]
+    rank = pivoted_cholesky(C, rtol, L, work)
+    correlate_rows(Z, off, n_out, L, rank, yo)
+    for i in range(P):
+        for k in range(n_out):
+            y_out[i, k] = yo[i, k]
+    gram(yo, n_out, 1.0 / n_out, G)
+    for i in range(P):
+        for j in range(P):
+            chat_out[i, j] = G[i, j]
+
+
 # ----------------------------------------------------------------------------
 # DNN, projected (reduced) sampler
 # ----------------------------------------------------------------------------
@@ -309,15 +348,7 @@ def dnn_projected_block(act, Z, widths, n_out, g2, K_in, static, sigma2_static,
             for j in range(P):
                 C[i, j] = K_in[A1, i, j] + G[i, j]
                 caux_d[r, A1, i, j] = C[i, j]
-        rank = pivoted_cholesky(C, rtol, L, work)
-        correlate_rows(z, off, n_out, L, rank, yo)
-        for i in range(P):
-            for k in range(n_out):
-                y[r, i, k] = yo[i, k]
-        gram(yo, n_out, 1.0 / n_out, G)
-        for i in range(P):
-            for j in range(P):
-                chat_d[r, A1, i, j] = G[i, j]
+        sample_readout(C, rtol, z, off, n_out, L, work, yo, G, y[r], chat_d[r, A1])
 
 
 # ----------------------------------------------------------------------------
@@ -492,15 +523,7 @@ def rnn_projected_block(act, Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in,
             for j in range(P):
                 C[i, j] = G[i, j] + sigma2_out
                 caux_d[r, A1, i, j] = C[i, j]
-        rank = pivoted_cholesky(C, rtol, L, work)
-        correlate_rows(z, off, n_out, L, rank, yo)
-        for i in range(P):
-            for j in range(n_out):
-                y[r, i, j] = yo[i, j]
-        gram(yo, n_out, 1.0 / n_out, G)
-        for i in range(P):
-            for j in range(P):
-                chat_d[r, A1, i, j] = G[i, j]
+        sample_readout(C, rtol, z, off, n_out, L, work, yo, G, y[r], chat_d[r, A1])
 
 
 # ----------------------------------------------------------------------------
@@ -590,14 +613,14 @@ def clone_kernels(phi_scalar):
     def _act_custom(act, x):
         return phi_scalar(x)
 
-    g["_act"] = njit(_act_custom)
+    g["_act"] = njit(nogil=True)(_act_custom)
     ns = types.SimpleNamespace()
     for name in _KERNEL_NAMES:
         if name == "_act":
             continue
         py = globals()[name].py_func
         fn = types.FunctionType(py.__code__, g, name, py.__defaults__, py.__closure__)
-        g[name] = njit(fn)
+        g[name] = njit(nogil=True)(fn)
         setattr(ns, name, g[name])
     ns._act = g["_act"]
     return ns

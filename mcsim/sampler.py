@@ -330,6 +330,37 @@ def _sample_projected(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
     return y, chat_d, caux_d, H, PHI
 
 
+def _fan_in_weights(rng, shared: bool, cached, buf: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Standard-normal weight matrix stored transposed (fan-in rows) for the direct sampler.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The realization's stream.
+    shared : bool
+        Weight sharing over time (RNN): draw the matrix once per realization
+        and reuse it.
+    cached : ndarray of float64, shape (rows, cols), or None
+        The matrix drawn earlier in this realization (used only when ``shared``).
+    buf : ndarray of float64, shape (>= rows * cols,)
+        Scratch buffer; without sharing the matrix is drawn into it (a view is
+        returned, overwritten by the next call).
+    rows, cols : int
+        Fan-in and fan-out.
+
+    Returns
+    -------
+    ndarray of float64, shape (rows, cols)
+        ``cached`` if shared and already drawn, else fresh ``N(0, 1)`` draws
+        (same stream consumption as one ``rng.standard_normal`` call).
+    """
+    if shared:
+        return cached if cached is not None else rng.standard_normal((rows, cols))
+    W = buf[: rows * cols].reshape(rows, cols)
+    rng.standard_normal(out=W)
+    return W
+
+
 def _sample_direct(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
     """Reference sampler: materialise every weight matrix (stored transposed, fan-in rows)."""
     P, A1, n_in = s.P, s.A1, s.n_in
@@ -359,22 +390,12 @@ def _sample_direct(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
             h = np.zeros((P, na))
             if a > 0:
                 nprev = widths[a - 1]
-                if shared:
-                    if W_rec is None:
-                        W_rec = rng.standard_normal((nprev, na))
-                    WT = W_rec
-                else:
-                    WT = wbuf[: nprev * na].reshape(nprev, na)
-                    rng.standard_normal(out=WT)
+                WT = _fan_in_weights(rng, shared, W_rec, wbuf, nprev, na)
+                W_rec = WT if shared else None
                 kern.matvec_acc(WT, phi, math.sqrt(s.g2[a] / nprev), h, tmp)
             if s.xnz[a]:
-                if shared:
-                    if Win is None:
-                        Win = rng.standard_normal((n_in, na))
-                    WinT = Win
-                else:
-                    WinT = wbuf[: n_in * na].reshape(n_in, na)
-                    rng.standard_normal(out=WinT)
+                WinT = _fan_in_weights(rng, shared, Win, wbuf, n_in, na)
+                Win = WinT if shared else None
                 kern.matvec_acc(WinT, s.Xa[a], math.sqrt(s.g2[0] / n_in), h, tmp)
             if s.static:
                 if xi_static is not None:
@@ -395,8 +416,7 @@ def _sample_direct(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
                 PHI[i, a, :, :na] = phi
         nA = widths[-1]
         yo = np.zeros((P, n_out))
-        WT = wbuf[: nA * n_out].reshape(nA, n_out)
-        rng.standard_normal(out=WT)
+        WT = _fan_in_weights(rng, False, None, wbuf, nA, n_out)
         kern.matvec_acc(WT, phi, math.sqrt(s.g2[A1] / nA), yo, tmp)
         if sig[A1] > 0:
             kern.add_scaled_vector(yo, rng.standard_normal(n_out), n_out, math.sqrt(sig[A1]))

@@ -47,6 +47,7 @@ Reuse rules
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import hashlib
@@ -57,7 +58,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -123,6 +124,37 @@ def _publish(tmp: Path, final: Path) -> None:
     _fsync_path(tmp)
     os.replace(tmp, final)
     _fsync_path(final.parent)
+
+
+@contextlib.contextmanager
+def _atomic_file(final: Path) -> Iterator[Path]:
+    """Write a file atomically: yield a fresh temporary path next to ``final``.
+
+    When the ``with`` body completes, the temporary file is published as
+    ``final`` (:func:`_publish`: fsync, atomic rename); if the body or the
+    publication raises (including ``KeyboardInterrupt``), the temporary file is
+    removed and the exception propagates, so ``final`` is never partial.
+
+    Parameters
+    ----------
+    final : Path
+        Destination path; its directory must exist.
+
+    Yields
+    ------
+    Path
+        Temporary path in ``final.parent`` (see :func:`_temp_path`) to write to.
+    """
+    tmp = _temp_path(final.parent, final.name)
+    try:
+        yield tmp
+        _publish(tmp, final)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def _h5py():
@@ -381,8 +413,7 @@ def write_block(pdir: PathLike, point_key: str, start: int, stop: int, arrays: M
     data = {name: np.ascontiguousarray(arrays[name]) for name in names}
     directory = blocks_dir(pdir)
     final = directory / block_name(start, stop)
-    tmp = _temp_path(directory, final.name)
-    try:
+    with _atomic_file(final) as tmp:
         with _open_h5(tmp, "w") as f:
             for name, a in data.items():
                 f.create_dataset(name, data=a)
@@ -399,13 +430,6 @@ def write_block(pdir: PathLike, point_key: str, start: int, stop: int, arrays: M
             for k, v in (extra_attrs or {}).items():
                 attrs[k] = v
             attrs["complete"] = True
-        _publish(tmp, final)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
     return final
 
 
@@ -800,10 +824,9 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
                     f"inconsistent with {ref.path.name} ({ref.shapes[name]} / {ref.dtypes[name]})"
                 )
     _clean_temps([out.parent], STALE_TEMP_SECONDS, suffix="-" + out.name)  # left by killed finalisations
-    tmp = _temp_path(out.parent, out.name)
     corrupt: list[tuple[ShardInfo, str]] = []
     overflow_count = 0
-    try:
+    with _atomic_file(out) as tmp:
         with _open_h5(tmp, "w") as f:
             dsets = {}
             for name in names:
@@ -839,13 +862,6 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
             for k, v in attrs.items():
                 f.attrs[k] = v
             f.attrs["complete"] = True
-        _publish(tmp, out)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
     return out
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
 from mcsim import cli
-
-REPO = Path(__file__).resolve().parents[1]
 
 TINY_SPEC = {
     "prior": {"arch": "dnn", "depth": 2, "activation": "relu", "g2": 1.2, "sigma2": 0.2, "g2_in": 1.2},
@@ -23,12 +19,6 @@ TINY_SPEC = {
     "block_size": 5,
     "seed": 11,
 }
-
-
-def subprocess_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    return env
 
 
 def write_spec(path, **changes):
@@ -120,7 +110,7 @@ def test_bench_delegates_to_mcsim_bench(monkeypatch):
     assert seen == [["--quick", "-n", "3"]]
 
 
-def test_help_and_user_error_in_a_real_subprocess(tmp_path):
+def test_help_and_user_error_in_a_real_subprocess(tmp_path, subprocess_env):
     env = subprocess_env()
     res = subprocess.run([sys.executable, "-m", "mcsim", "--help"], capture_output=True, text=True, env=env,
                          timeout=120)

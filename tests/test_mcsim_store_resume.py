@@ -8,15 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import theory
 from mcsim import cli, store
-
-REPO = Path(__file__).resolve().parents[1]
 
 SPEC = {
     "prior": {"arch": "dnn", "depth": 3, "activation": "tanh", "g2": 1.3, "sigma2": 0.1, "g2_in": 1.0,
@@ -30,15 +27,8 @@ SPEC = {
 }
 
 
-def subprocess_env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
 @pytest.mark.slow
-def test_resume_after_sigkill_is_bit_identical(tmp_path, capsys):
+def test_resume_after_sigkill_is_bit_identical(tmp_path, capsys, subprocess_env):
     spec_path = tmp_path / "point.json"
     spec_path.write_text(json.dumps(SPEC))
     key = theory.parse_point_spec(spec_path).point_key()

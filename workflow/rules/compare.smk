@@ -23,7 +23,7 @@ rule compare_kernel:
     wildcard_constraints:
         exp=exp_regex("kernel"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/compare_kernel.py"
@@ -59,7 +59,7 @@ rule compare_mmd:
     wildcard_constraints:
         exp=exp_regex("mmd"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/compare_mmd.py"
@@ -85,7 +85,7 @@ rule compare_fluctuations:
     wildcard_constraints:
         exp=exp_regex("fluctuations"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/compare_fluctuations.py"
@@ -111,7 +111,7 @@ rule compare_input_propagation:
     wildcard_constraints:
         exp=exp_regex("input_propagation"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/compare_input_propagation.py"
@@ -137,7 +137,7 @@ rule compare_instability:
     wildcard_constraints:
         exp=exp_regex("instability"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/compare_instability.py"

@@ -29,7 +29,7 @@ rule plot_kernel:
     wildcard_constraints:
         exp=exp_regex("kernel"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/plot_kernel.py"
@@ -63,7 +63,7 @@ rule plot_mmd:
     wildcard_constraints:
         exp=exp_regex("mmd"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/plot_mmd.py"
@@ -96,7 +96,7 @@ rule plot_fluctuations:
     wildcard_constraints:
         exp=exp_regex("fluctuations"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/plot_fluctuations.py"
@@ -129,7 +129,7 @@ rule plot_input_propagation:
     wildcard_constraints:
         exp=exp_regex("input_propagation"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/plot_input_propagation.py"
@@ -162,7 +162,7 @@ rule plot_instability:
     wildcard_constraints:
         exp=exp_regex("instability"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/plot_instability.py"
@@ -194,7 +194,7 @@ rule plot_phase_diagram:
     wildcard_constraints:
         exp=exp_regex("phase_diagram"),
     resources:
-        runtime=RES["analysis"]["runtime"],
+        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
     script:
         "../scripts/plot_phase_diagram.py"

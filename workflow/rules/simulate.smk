@@ -44,7 +44,7 @@ rule simulate_point:
     resources:
         tasks=RES["simulation"]["tasks"],
         mpi=RES["simulation"]["mpi"],
-        runtime=RES["simulation"]["runtime"],
+        runtime=lambda wc, attempt: RES["simulation"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["simulation"]["mem_mb_per_cpu"],
     shell:
         "{resources.mpi} -n {resources.tasks} python -m mcsim run"
@@ -59,7 +59,7 @@ rule theory_point:
     log:
         "results/logs/{exp}/theory/{point}.log",
     resources:
-        runtime=RES["theory"]["runtime"],
+        runtime=lambda wc, attempt: RES["theory"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["theory"]["mem_mb_per_cpu"],
     shell:
         "python -m theory predict --spec {input.spec} --out {output} > {log} 2>&1"
@@ -77,7 +77,7 @@ rule phase_diagram:
     wildcard_constraints:
         exp=exp_regex("phase_diagram"),
     resources:
-        runtime=RES["theory"]["runtime"],
+        runtime=lambda wc, attempt: RES["theory"]["runtime"] * attempt,
         mem_mb_per_cpu=RES["theory"]["mem_mb_per_cpu"],
     shell:
         "python -m theory phase-diagram --activation {params.activation}"

@@ -171,6 +171,130 @@ def point_row(point: str, params: dict, used: int, overflowed: int) -> dict:
     }
 
 
+INPUT_SET_GROUP_KEYS = ("arch", "bias", "activation", "width", "depth", "g2", "sigma2", "g2_in")
+"""Parameter columns that identify a point up to its input draw (points equal in these form one group)."""
+
+
+def input_set_group_columns() -> dict:
+    """Descriptions of the :data:`INPUT_SET_GROUP_KEYS` columns (subset of :func:`point_columns`)."""
+    columns = point_columns()
+    return {k: columns[k] for k in INPUT_SET_GROUP_KEYS}
+
+
+def iter_compared_points(smk, points: dict):
+    """Load each (simulation, theory) file pair of a compare rule, in input order.
+
+    Parameters
+    ----------
+    smk : snakemake.script.Snakemake
+        The script object; ``smk.input.sim`` and ``smk.input.theory`` are
+        equal-length lists of HDF5 paths matched by position (same point name).
+    points : dict of str -> dict
+        Point name -> point parameters (the rule's ``params.points`` JSON).
+
+    Yields
+    ------
+    point : str
+        Point name (file stem).
+    data : dict of str -> ndarray
+        Root datasets of the simulation file (see :func:`read_h5`).
+    theory : dict of str -> ndarray
+        Root datasets of the theory file.
+    ok : ndarray of bool, shape (R,)
+        Realizations without overflow (:func:`valid_realizations`).
+    base : dict
+        Parameter columns of the point's table rows (:func:`point_row`), with
+        the counts of used and overflowed realizations.
+
+    Raises
+    ------
+    ValueError
+        If a simulation and a theory file are not the same point.
+    """
+    for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
+        point = point_name(sim_path, theory_path)
+        data, _ = read_h5(sim_path)
+        theory, _ = read_h5(theory_path)
+        ok = valid_realizations(data)
+        yield point, data, theory, ok, point_row(point, points[point], ok.sum(), (~ok).sum())
+
+
+def start_plot(smk, table: str = "table"):
+    """Common start of a plot script: log to the rule's log file, read its table and experiment.
+
+    Parameters
+    ----------
+    smk : snakemake.script.Snakemake
+        The script object; ``smk.input[table]`` is a CSV written by
+        :func:`write_table` and ``smk.params.experiment`` the experiment JSON.
+    table : str
+        Name of the input holding the table (``"table"`` or ``"summary"``).
+
+    Returns
+    -------
+    log : logging.Logger
+    rows : list of dict
+        Table rows (:func:`read_table`).
+    experiment : dict
+        The experiment configuration.
+    """
+    log = setup_logging(smk)
+    rows = read_table(smk.input[table])
+    return log, rows, json.loads(smk.params.experiment)
+
+
+def finish_figure(fig, smk, log, title: str):
+    """Common end of a plot script: suptitle, tight layout, save to every output, log the paths.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    smk : snakemake.script.Snakemake
+        The script object (``smk.output.figures``, ``smk.params.dpi``).
+    log : logging.Logger
+    title : str
+        Figure suptitle.
+    """
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, smk.output.figures, smk.params.dpi)
+    log.info("wrote %s", list(smk.output.figures))
+
+
+def experiment_title(experiment: dict) -> str:
+    """Figure suptitle of a simulation experiment: its title (or name) and :func:`prior_title`."""
+    return f"{experiment.get('title') or experiment['name']}: {prior_title(experiment)}"
+
+
+def plot_mc_and_theory(ax, x, rows, *, marker, color, label, theory_label, theory_style="-", ms=4, capsize=2.0,
+                       mc="mc", mc_se="mc_se", **errorbar_kw):
+    """Draw Monte Carlo points with error bars and the theory curve of the same table rows.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x : ndarray of float, shape (k,)
+        Abscissa, one value per row.
+    rows : list of dict, length k
+        Table rows with columns ``mc``, ``mc_se`` (names configurable) and ``theory``.
+    marker, color : str
+        Marker (``fmt``) of the MC points and colour of both.
+    label, theory_label : str
+        Legend labels of the MC points and of the theory line.
+    theory_style : str
+        Line style of the theory curve.
+    ms, capsize : float
+        Marker size and error-bar cap size.
+    mc, mc_se : str
+        Columns of the MC estimate and its standard error.
+    **errorbar_kw
+        Further keyword arguments of ``ax.errorbar`` (e.g. ``alpha``).
+    """
+    ax.errorbar(x, column(rows, mc), yerr=column(rows, mc_se), fmt=marker, color=color, ms=ms, capsize=capsize,
+                label=label, **errorbar_kw)
+    ax.plot(x, column(rows, "theory"), theory_style, color=color, lw=1.2, label=theory_label)
+
+
 def save_figure(fig, outputs, dpi: int):
     """Save one matplotlib figure to every output path (format from the suffix)."""
     for path in outputs:

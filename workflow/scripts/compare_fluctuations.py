@@ -11,7 +11,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table, z_score  # noqa: E402
+from _common import iter_compared_points, package_versions, point_columns, setup_logging, write_table, z_score  # noqa: E402
 from theory.resampling import excess_kurtosis_with_se, variance_with_se  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -29,13 +29,8 @@ columns = {
     "z": "(mc - theory) / mc_se",
 }
 rows = []
-for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
-    point = point_name(sim_path, theory_path)
-    data, _ = read_h5(sim_path)
-    theory, _ = read_h5(theory_path)
-    ok = valid_realizations(data)
+for point, data, theory, ok, base in iter_compared_points(smk, points):
     depth = points[point]["depth"]
-    base = point_row(point, points[point], ok.sum(), (~ok).sum())
     caux = np.asarray(data["caux_diag"])[ok][:, :, 0, 0]  # (R, A+2)
     var, var_se = variance_with_se(caux)
     nlo = np.asarray(theory["nlo_variance"])[0]  # (A+2,)

@@ -17,14 +17,17 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_name, point_columns, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import (  # noqa: E402
+    INPUT_SET_GROUP_KEYS, input_set_group_columns, package_versions, point_name, read_h5, setup_logging,
+    valid_realizations, write_table,
+)
 from theory.resampling import jackknife  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 points = json.loads(smk.params.points)
 experiment = json.loads(smk.params.experiment)
-group_keys = ("arch", "bias", "activation", "width", "depth", "g2", "sigma2", "g2_in")
+group_keys = INPUT_SET_GROUP_KEYS
 
 
 def std_over_sets(x):
@@ -37,7 +40,7 @@ for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
     groups.setdefault(tuple(points[point][k] for k in group_keys), []).append((point, sim_path, theory_path))
 
 columns = {
-    **{k: point_columns()[k] for k in group_keys},
+    **input_set_group_columns(),
     "input_sets": "number of input draws",
     "realizations": "mean weight realizations per input draw",
     "a": "layer / time step a (A+1 = readout)",

@@ -10,7 +10,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821 (provided by Snakemake)
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table, z_score  # noqa: E402
+from _common import iter_compared_points, package_versions, point_columns, setup_logging, write_table, z_score  # noqa: E402
 from theory.resampling import sem  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -30,16 +30,11 @@ columns = {
     "z": "(mc_mean - theory) / mc_sem",
 }
 rows = []
-for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
-    point = point_name(sim_path, theory_path)
-    data, _ = read_h5(sim_path)
-    theory, _ = read_h5(theory_path)
-    ok = valid_realizations(data)
+for point, data, theory, ok, base in iter_compared_points(smk, points):
     chat = np.asarray(data["chat"])[ok][:, :, :, 0, 0]  # (R, A+2, A+2)
     kernel = np.asarray(theory["kernel"])[:, :, 0, 0]  # (A+2, A+2)
     mean, err = chat.mean(axis=0), sem(chat)
     depth = points[point]["depth"]
-    base = point_row(point, points[point], ok.sum(), (~ok).sum())
     pairs = [("diag", a, a) for a in range(depth + 2)]
     pairs += [("cross", a, b) for b in cross_steps if b <= depth for a in range(depth + 1)]
     for quantity, a, b in pairs:

@@ -13,7 +13,10 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import package_versions, point_name, point_columns, point_row, read_h5, setup_logging, valid_realizations, write_table  # noqa: E402
+from _common import (  # noqa: E402
+    INPUT_SET_GROUP_KEYS, input_set_group_columns, iter_compared_points, package_versions, point_columns, setup_logging,
+    write_table,
+)
 from theory.mmd import mmd2_gaussian, mmd2_noise_floor  # noqa: E402
 from theory.resampling import sem  # noqa: E402
 
@@ -32,28 +35,24 @@ columns = {
     "lengthscale": "RBF kernel length scale l",
 }
 rows = []
-for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
-    point = point_name(sim_path, theory_path)
-    data, _ = read_h5(sim_path)
-    theory, _ = read_h5(theory_path)
-    ok = valid_realizations(data)
+for point, data, theory, ok, base in iter_compared_points(smk, points):
     y = np.asarray(data["y"])[ok][:, :, 0]  # (R, P)
     depth = points[point]["depth"]
     K = np.asarray(theory["kernel"])[depth + 1, depth + 1]  # (P, P) readout kernel
     value = mmd2_gaussian(y, K, lengthscale)
     seed = [int(smk.params.noise_seed), zlib.crc32(point.encode())]
     floor_mean, floor_std, _ = mmd2_noise_floor(K, int(y.shape[0]), int(smk.params.repetitions), lengthscale, seed)
-    rows.append({**point_row(point, points[point], ok.sum(), (~ok).sum()), "patterns": y.shape[1], "mmd2": value,
+    rows.append({**base, "patterns": y.shape[1], "mmd2": value,
                  "noise_floor_mean": floor_mean, "noise_floor_std": floor_std, "lengthscale": lengthscale})
     log.info("%s: MMD2 = %.3g (floor %.3g +- %.3g)", point, value, floor_mean, floor_std)
 
 # average over input sets
-group_keys = ("arch", "bias", "activation", "width", "depth", "g2", "sigma2", "g2_in")
+group_keys = INPUT_SET_GROUP_KEYS
 groups = {}
 for row in rows:
     groups.setdefault(tuple(row[k] for k in group_keys), []).append(row)
 summary_columns = {
-    **{k: point_columns()[k] for k in group_keys},
+    **input_set_group_columns(),
     "input_sets": "number of input sets averaged",
     "realizations": "mean realizations per input set",
     "mmd2_mean": "MMD^2 averaged over input sets",

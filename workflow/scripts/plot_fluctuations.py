@@ -3,7 +3,6 @@
 Snakemake script (rule plot_fluctuations).
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -11,14 +10,12 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
-    ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, new_figure, prior_title, read_table, save_figure, select,
-    set_log_ticks, setup_logging, unique,
+    ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, experiment_title, finish_figure, new_figure, plot_mc_and_theory,
+    select, set_log_ticks, start_plot, unique,
 )
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-rows = read_table(smk.input.table)
-exp = json.loads(smk.params.experiment)
+log, rows, exp = start_plot(smk)
 fig, axes = new_figure(1, 3)
 ax_n, ax_a, ax_k = axes[0]
 widths = unique(rows, "width")
@@ -43,17 +40,13 @@ for arch in unique(rows, "arch"):
             layers = [r for r in layers if r["a"] >= 1]
             layers.sort(key=lambda r: r["a"])
             if layers:
-                a = column(layers, "a")
-                ax_a.errorbar(a, column(layers, "mc"), yerr=column(layers, "mc_se"), fmt=marker, color=color, ms=4,
-                              capsize=2, label=f"{label} MC")
-                ax_a.plot(a, column(layers, "theory"), style, color=color, lw=1.2, label=f"{label} theory")
+                plot_mc_and_theory(ax_a, column(layers, "a"), layers, marker=marker, color=color, label=f"{label} MC",
+                                   theory_label=f"{label} theory", theory_style=style)
             kurt = select(rows, arch=arch, bias=bias, depth=depth, quantity="excess_kurtosis")
             kurt.sort(key=lambda r: r["width"])
             if kurt:
-                n = column(kurt, "width")
-                ax_k.errorbar(n, column(kurt, "mc"), yerr=column(kurt, "mc_se"), fmt=marker, color=color, ms=4,
-                              capsize=2, label=f"{label} MC")
-                ax_k.plot(n, column(kurt, "theory"), style, color=color, lw=1.2, label=f"{label} NLO")
+                plot_mc_and_theory(ax_k, column(kurt, "width"), kurt, marker=marker, color=color, label=f"{label} MC",
+                                   theory_label=f"{label} NLO", theory_style=style)
 ax_n.set_yscale("log")
 set_log_ticks(ax_n, widths)
 ax_n.set_xlabel("width n")
@@ -69,7 +62,4 @@ ax_k.set_ylabel("output excess kurtosis")
 ax_k.set_title(r"output non-Gaussianity: $\kappa_4 / K^2$")
 for ax in axes[0]:
     ax.legend(fontsize=7)
-fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
-fig.tight_layout()
-save_figure(fig, smk.output.figures, smk.params.dpi)
-log.info("wrote %s", list(smk.output.figures))
+finish_figure(fig, smk, log, experiment_title(exp))

@@ -3,7 +3,6 @@
 Snakemake script (rule plot_input_propagation).  One panel per architecture.
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -11,14 +10,12 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
-    ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, new_figure, prior_title, read_table, save_figure, select,
-    setup_logging, unique,
+    ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, experiment_title, finish_figure, new_figure, select, start_plot,
+    unique,
 )
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-rows = read_table(smk.input.table)
-exp = json.loads(smk.params.experiment)
+log, rows, exp = start_plot(smk)
 archs = unique(rows, "arch")
 fig, axes = new_figure(1, len(archs))
 for j, arch in enumerate(archs):
@@ -45,7 +42,4 @@ for j, arch in enumerate(archs):
     ax.set_ylabel(r"std over inputs of $\langle C_{\rm aux}^{(a,a)} \rangle_W$")
     ax.set_title(f"{arch.upper()}: input-fluctuation propagation")
     ax.legend(fontsize=6, loc="upper right")
-fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
-fig.tight_layout()
-save_figure(fig, smk.output.figures, smk.params.dpi)
-log.info("wrote %s", list(smk.output.figures))
+finish_figure(fig, smk, log, experiment_title(exp))

@@ -3,19 +3,16 @@
 Snakemake script (rule plot_instability).
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import column, new_figure, prior_title, read_table, save_figure, select, setup_logging, unique  # noqa: E402
+from _common import column, experiment_title, finish_figure, new_figure, select, start_plot, unique  # noqa: E402
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-rows = read_table(smk.input.table)
-exp = json.loads(smk.params.experiment)
+log, rows, exp = start_plot(smk)
 ref = exp["analysis"]["reference_step"]
 fig, axes = new_figure(1, 2)
 ax_d, ax_l = axes[0]
@@ -45,7 +42,4 @@ ax_l.set_title(f"(b) time-lagged covariance from step {ref}")
 for ax in (ax_d, ax_l):
     ax.set_yscale("log")
     ax.legend(fontsize=7)
-fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
-fig.tight_layout()
-save_figure(fig, smk.output.figures, smk.params.dpi)
-log.info("wrote %s", list(smk.output.figures))
+finish_figure(fig, smk, log, experiment_title(exp))

@@ -3,19 +3,17 @@
 Snakemake script (rule plot_kernel).
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 from _common import (  # noqa: E402
-    ARCH_COLORS, ARCH_MARKERS, column, new_figure, prior_title, read_table, save_figure, select, setup_logging, unique,
+    ARCH_COLORS, ARCH_MARKERS, column, experiment_title, finish_figure, new_figure, plot_mc_and_theory, select,
+    start_plot, unique,
 )
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-rows = read_table(smk.input.table)
-exp = json.loads(smk.params.experiment)
+log, rows, exp = start_plot(smk)
 cross_steps = [b for b in exp["analysis"]["cross_steps"] if select(rows, quantity="cross", b=b)]
 biases = [b for b in exp["grid"]["bias"] if select(rows, bias=b)]  # config order
 fig, axes = new_figure(len(biases), 1 + len(cross_steps))
@@ -31,11 +29,9 @@ for i, bias in enumerate(biases):
                 if not sel:
                     continue
                 sel.sort(key=lambda r: r["a"])
-                a = column(sel, "a")
-                label = f"{arch.upper()} MC (n={width})"
-                ax.errorbar(a, column(sel, "mc_mean"), yerr=column(sel, "mc_sem"), fmt=ARCH_MARKERS[arch], ms=3,
-                            color=ARCH_COLORS[arch], label=label, capsize=1.5, alpha=0.85)
-                ax.plot(a, column(sel, "theory"), "-", color=ARCH_COLORS[arch], lw=1.2, label=f"{arch.upper()} theory")
+                plot_mc_and_theory(ax, column(sel, "a"), sel, marker=ARCH_MARKERS[arch], color=ARCH_COLORS[arch],
+                                   label=f"{arch.upper()} MC (n={width})", theory_label=f"{arch.upper()} theory",
+                                   ms=3, capsize=1.5, mc="mc_mean", mc_se="mc_sem", alpha=0.85)
         ax.set_xlabel("layer / time step a")
         if quantity == "diag":
             ax.set_ylabel(r"$\hat C^{(a,a)}$")
@@ -44,7 +40,4 @@ for i, bias in enumerate(biases):
             ax.set_ylabel(rf"$\hat C^{{(a,{b})}}$")
             ax.set_title(f"{bias} bias: cross-covariance, b = {b}")
         ax.legend(fontsize=7)
-fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
-fig.tight_layout()
-save_figure(fig, smk.output.figures, smk.params.dpi)
-log.info("wrote %s", list(smk.output.figures))
+finish_figure(fig, smk, log, experiment_title(exp))

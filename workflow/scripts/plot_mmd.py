@@ -4,7 +4,6 @@ Snakemake script (rule plot_mmd).  The x axis is the swept grid axis (width,
 else depth); other axes with several values become separate curves.
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
@@ -12,14 +11,12 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
-    ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, new_figure, prior_title, read_table, save_figure, select,
-    set_log_ticks, setup_logging, unique,
+    ARCH_COLORS, ARCH_MARKERS, BIAS_STYLES, column, experiment_title, finish_figure, new_figure, select,
+    set_log_ticks, start_plot, unique,
 )
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-rows = read_table(smk.input.summary)
-exp = json.loads(smk.params.experiment)
+log, rows, exp = start_plot(smk, "summary")
 xkey = "width" if len(unique(rows, "width")) > 1 or len(unique(rows, "depth")) == 1 else "depth"
 other = [k for k in ("width", "depth", "g2", "activation") if k != xkey and len(unique(rows, k)) > 1]
 biases = [b for b in exp["grid"]["bias"] if select(rows, bias=b)]  # config order
@@ -45,7 +42,4 @@ for j, bias in enumerate(biases):
     ax.set_ylabel(r"MMD$^2$ (outputs vs $\mathcal{N}(0,K)$)")
     ax.set_title(f"{bias} bias, l = {rows[0]['lengthscale']}")
     ax.legend(fontsize=7)
-fig.suptitle(f"{exp.get('title') or exp['name']}: {prior_title(exp)}", fontsize=10)
-fig.tight_layout()
-save_figure(fig, smk.output.figures, smk.params.dpi)
-log.info("wrote %s", list(smk.output.figures))
+finish_figure(fig, smk, log, experiment_title(exp))

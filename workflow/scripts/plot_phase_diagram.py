@@ -2,7 +2,9 @@
 
 Snakemake script (rule plot_phase_diagram).  Shows the depth scale tau
 (log colour scale) and the chi1 = 1 line (order-to-chaos transition) when the
-file provides them.
+file provides them.  tau diverges at the transition (single grid points reach
+~1e12), so its colour scale is capped at ``TAU_COLOR_CAP``: larger values get
+the top colour and the colour bar has an arrow ("extend=max").
 """
 
 import json
@@ -13,7 +15,9 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from _common import new_figure, read_h5, save_figure, setup_logging  # noqa: E402
+from _common import finish_figure, new_figure, read_h5, setup_logging  # noqa: E402
+
+TAU_COLOR_CAP = 100.0  # depth scales above this (near chi_1 = 1) all get the top colour
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
@@ -43,16 +47,22 @@ fig, axes = new_figure(1, len(panels))
 for ax, key in zip(axes[0], panels):
     field = as_grid(data[key])
     finite = field[np.isfinite(field) & (field > 0)]
-    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if key == "tau" and finite.size else None
+    norm, extend, label = None, "neither", {"tau": "depth scale tau", "q_star": "fixed point q*", "chi1": "chi_1"}[key]
+    if key == "tau" and finite.size:
+        vmax = min(finite.max(), TAU_COLOR_CAP)
+        if finite.max() > vmax:
+            extend, label = "max", f"depth scale tau (capped at {TAU_COLOR_CAP:g})"
+            log.info("tau: colour scale capped at %g (max finite tau %.3g)", vmax, finite.max())
+        norm = LogNorm(vmin=min(finite.min(), vmax), vmax=vmax)
     mesh = ax.pcolormesh(g2, sigma2, np.ma.masked_invalid(field), shading="auto", norm=norm, cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label={"tau": "depth scale tau", "q_star": "fixed point q*", "chi1": "chi_1"}[key])
+    fig.colorbar(mesh, ax=ax, label=label, extend=extend)
     if "chi1" in data:
         ax.contour(g2, sigma2, as_grid(data["chi1"]), levels=[1.0], colors="w", linewidths=1.5)
     ax.set_xlabel(r"$g^2$")
     ax.set_ylabel(r"$\sigma^2$")
     ax.set_title({"tau": "depth scale (white: chi_1 = 1)", "q_star": "fixed point q*", "chi1": "chi_1"}[key])
 activation = exp["phase_diagram"]["activation"]
-fig.suptitle(f"{exp.get('title') or exp['name']}: phase diagram, phi = {activation}", fontsize=10)
-fig.tight_layout()
-save_figure(fig, smk.output.figures, smk.params.dpi)
-log.info("wrote %s", list(smk.output.figures))
+title = exp.get("title") or f"{exp['name']}: phase diagram"
+if activation not in title:
+    title += f", phi = {activation}"
+finish_figure(fig, smk, log, title)
