@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from .prior import check_nonneg_scalar
+
 
 def _index_array(name: str, idx, P: int) -> np.ndarray:
     arr = np.asarray(idx)
@@ -60,12 +62,7 @@ def gp_predict(K, y_train, train, test, noise: float = 0.0):
     P = K.shape[0]
     train = _index_array("train", train, P)
     test = _index_array("test", test, P)
-    try:
-        noise = float(noise)
-    except (TypeError, ValueError):
-        raise ValueError(f"noise: must be a non-negative number, got {noise!r}") from None
-    if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise: must be a non-negative finite number, got {noise!r}")
+    noise = check_nonneg_scalar("noise", noise)
     y = np.asarray(y_train, dtype=float)
     if y.ndim not in (1, 2) or y.shape[0] != train.shape[0]:
         raise ValueError(

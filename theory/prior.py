@@ -83,6 +83,34 @@ def activation_function(activation: Union[str, Callable]) -> Callable[[np.ndarra
     )
 
 
+def check_nonneg_scalar(name: str, value) -> float:
+    """Validate a non-negative finite scalar (a variance or noise level).
+
+    Parameters
+    ----------
+    name : str
+        Parameter name used in the error message.
+    value : object
+        Value convertible to ``float``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` if ``value`` is not a number, not finite, or negative.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be a non-negative number, got {value!r}") from None
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name}: must be a non-negative finite number, got {value!r}")
+    return v
+
+
 def _as_nonneg_vector(name: str, value: ArrayLike, length: int, allow_sequence: bool) -> np.ndarray:
     """Broadcast a scalar or sequence to a float64 vector of ``length``, checking signs."""
     arr = np.asarray(value, dtype=float)

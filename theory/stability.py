@@ -29,19 +29,9 @@ import math
 import numpy as np
 
 from . import gaussian
-from .prior import activation_function
+from .prior import activation_function, check_nonneg_scalar
 
 _Q_DIVERGED = 1e10
-
-
-def _check_scalar_var(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a non-negative number, got {value!r}") from None
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name}: must be a non-negative finite number, got {value!r}")
-    return v
 
 
 def _check_grid(name: str, values) -> np.ndarray:
@@ -133,8 +123,8 @@ def fixed_point(activation, g2: float, sigma2: float, quad_order: int | None = N
         unknown activation.
     """
     activation_function(activation)
-    g2 = _check_scalar_var("g2", g2)
-    sigma2 = _check_scalar_var("sigma2", sigma2)
+    g2 = check_nonneg_scalar("g2", g2)
+    sigma2 = check_nonneg_scalar("sigma2", sigma2)
     q = float(_fixed_points(activation, g2, sigma2, quad_order))
     if not np.isfinite(q):
         bound = {"relu": " (ReLU needs g2 < 2)", "linear": " (linear needs g2 < 1)"}.get(
