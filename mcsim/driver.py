@@ -22,12 +22,11 @@ Blocks are then handed out in two phases:
    request *before* it takes its next block itself, so a waiting rank never
    loses a block to rank 0.
 
-A request that arrives while rank 0 is inside a Numba kernel is answered
-when the kernel returns to Python (the kernels are compiled without
-``nogil``, so the dispatcher thread cannot run meanwhile); the samplers
-split blocks into chunks of at most ~2**21 normals, which bounds this delay
-to one kernel call (measured up to ~0.8 s for an RNN with width 4000, depth
-30, P = 10; with ``nogil=True`` kernels it would be ~``DISPATCH_POLL_SECONDS``).
+The Numba kernels are compiled with ``nogil=True``, so the dispatcher
+thread answers a request within ~``DISPATCH_POLL_SECONDS`` even while rank
+0's main thread is inside a kernel; while rank 0 runs NumPy/Python code
+between kernels (which holds the GIL), a request waits until the
+interpreter switches threads (at most a few milliseconds).
 
 Nothing here is launcher specific: it works under ``mpiexec``,
 ``srun --mpi=pmi2`` or as a plain single process (mpi4py singleton, no
@@ -38,15 +37,30 @@ after every rank is done rank 0 merges them into the final file.
 
 Failures
 --------
-An exception on any rank prints ``mcsim: rank R failed`` with the traceback
-to stderr and calls ``MPI.COMM_WORLD.Abort(1)`` (only when running with more
-than one rank; a single process just returns exit code 1), so the launcher
-exits non-zero promptly instead of hanging.
+An exception while a rank samples a block is handled *cooperatively*: the
+rank prints ``mcsim: rank R failed`` with its traceback and reports the
+failure to rank 0 (with its request for the next block; rank 0 records its
+own failures directly).  From then on rank 0 hands out no more blocks, the
+other ranks finish the block they are sampling (its shard is kept, so a
+rerun resumes from there) and stop, and rank 0 prints one error line naming
+every failed rank and its exception.  No final file is written, and every
+rank exits with code 1 through a normal ``MPI_Finalize``, so the launcher
+forwards all output (an ``MPI_Abort`` may kill a rank before its stderr is
+forwarded).  The error therefore appears after at most one block's sampling
+time of each other rank.
+
+Any other exception (during planning on a non-root rank, in rank 0's
+dispatcher thread, an interrupt) prints the same ``mcsim: rank R failed``
+message, waits ``ABORT_GRACE_SECONDS`` for the launcher to forward it and
+calls ``MPI.COMM_WORLD.Abort(1)`` (only when running with more than one
+rank; a single process just returns exit code 1), so the launcher exits
+non-zero promptly instead of hanging.  A rank that dies outright (signal,
+out of memory) is detected by the launcher, which stops the job.
 
 Test hooks (environment variables; for the test-suite only)
 -----------------------------------------------------------
 ``MCSIM_TEST_FAIL_RANK=k``
-    Rank ``k`` raises ``RuntimeError`` when it enters the sampling loop.
+    Rank ``k`` raises ``RuntimeError`` when it starts sampling its first block.
 ``MCSIM_TEST_BLOCK_DELAY=SECONDS`` or ``RANK:SECONDS[,RANK:SECONDS...]``
     Sleep this long after writing each block, on every rank or on the given
     ranks (to kill a run mid-way, or to make one rank slow).
@@ -69,6 +83,7 @@ TAG_REQUEST = 4101
 TAG_ASSIGN = 4102
 POLL_SECONDS = 0.02  # longest sleep between polls of a rank waiting for a message (bcast, grant)
 DISPATCH_POLL_SECONDS = 0.005  # rank 0's dispatcher thread: sleep between Iprobe polls
+ABORT_GRACE_SECONDS = 1.0  # before MPI Abort: time for the launcher to forward the failure message
 
 ENV_FAIL_RANK = "MCSIM_TEST_FAIL_RANK"
 ENV_BLOCK_DELAY = "MCSIM_TEST_BLOCK_DELAY"
@@ -211,6 +226,9 @@ class Dispatcher:
     busy_seconds, wait_seconds : list of float, length comm size
         Seconds each rank spent sampling / waiting for grants (remote ranks
         report theirs with their last request; entry 0 of ``wait_seconds`` is 0).
+    failures : dict of int to str
+        Rank -> one-line summary of the exception that stopped its sampling.
+        Once it is non-empty no more blocks are handed out.
     """
 
     def __init__(self, blocks, comm, progress: Progress):
@@ -228,11 +246,21 @@ class Dispatcher:
         self.blocks_per_rank = [1] * n_first + [0] * (size - n_first)
         self.wait_seconds = [0.0] * size
         self.busy_seconds = [0.0] * size
+        self.failures = {}
+
+    def fail(self, rank: int, summary: str) -> None:
+        """Record that ``rank`` failed: stop handing out blocks and say so once on stderr."""
+        with self.lock:
+            first = not self.failures
+            self.failures[rank] = summary
+        if first:
+            _log(f"mcsim run: rank {rank} failed ({summary}); no more blocks are handed out, "
+                 "the other ranks finish the block they are sampling")
 
     def next_block(self, rank: int = 0):
-        """Pop the next queued block for ``rank`` (None when the queue is empty)."""
+        """Pop the next queued block for ``rank`` (None when the queue is empty or a rank failed)."""
         with self.lock:
-            if not self.queue:
+            if not self.queue or self.failures:
                 return None
             self.blocks_per_rank[rank] += 1
             return self.queue.popleft()
@@ -259,9 +287,11 @@ class Dispatcher:
             while self.active_workers > 0 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST,
                                                                status=status):
                 src = status.Get_source()
-                finished, waited, busy = self.comm.recv(source=src, tag=TAG_REQUEST)
+                finished, waited, busy, failure = self.comm.recv(source=src, tag=TAG_REQUEST)
                 if finished:
                     self.report(finished)
+                if failure is not None:
+                    self.fail(src, failure)
                 blk = self.next_block(src)
                 self.comm.send(blk, dest=src, tag=TAG_ASSIGN)
                 if blk is None:
@@ -286,10 +316,19 @@ class Dispatcher:
 
 
 def _fail(comm, rank: int, tb: str) -> None:
+    """Report an unexpected exception and abort every rank (fallback for failures outside sampling)."""
     _log(f"mcsim: rank {rank} failed:\n{tb.rstrip()}")
     if comm is not None and comm.Get_size() > 1:
         _log(f"mcsim: rank {rank}: aborting all ranks (MPI Abort)")
+        time.sleep(ABORT_GRACE_SECONDS)  # let the launcher forward this rank's stderr before the kill
         comm.Abort(1)
+
+
+def _sampling_failure(rank: int) -> str:
+    """Print the current exception's traceback as rank ``rank``'s failure; return its one-line summary."""
+    exc_type, exc, _ = sys.exc_info()
+    _log(f"mcsim: rank {rank} failed:\n{traceback.format_exc().rstrip()}")
+    return f"{exc_type.__name__}: {exc}"
 
 
 def _wait(req, max_delay: float = 0.005):
@@ -371,6 +410,7 @@ class BlockWorker:
     def __call__(self, block) -> int:
         import mcsim
 
+        self.check_test_hook()
         start, stop = block
         arrays = mcsim.sample_point(self.spec, start, stop)
         _store.write_block(self.pdir, self.spec.point_key(), start, stop, arrays, self.spec.observables,
@@ -592,11 +632,14 @@ def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_i
         thread = threading.Thread(target=disp.serve, name="mcsim-dispatcher", daemon=True)
         thread.start()
         try:
-            worker.check_test_hook()
             blk = first_round_block(todo, 0)
             while blk is not None:
                 t0 = time.monotonic()
-                n_done = worker(blk)
+                try:
+                    n_done = worker(blk)
+                except Exception:
+                    disp.fail(0, _sampling_failure(0))
+                    break
                 disp.busy_seconds[0] += time.monotonic() - t0
                 disp.report(n_done)
                 if main_serves:
@@ -612,24 +655,32 @@ def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_i
                  f"{_fmt_list(disp.busy_seconds)}; seconds ranks 1.. waited for assignments "
                  f"(incl. the final stop message) {_fmt_list(disp.wait_seconds[1:])}")
     else:
-        worker.check_test_hook()
-        finished, waited, busy = 0, 0.0, 0.0
+        finished, waited, busy, failure = 0, 0.0, 0.0, None
         blk = first_round_block(todo, rank)
         while True:
             if blk is not None:
                 t0 = time.monotonic()
-                finished = worker(blk)
+                try:
+                    finished = worker(blk)
+                except Exception:
+                    finished, failure = 0, _sampling_failure(rank)
                 busy += time.monotonic() - t0
             t0 = time.monotonic()
-            comm.send((finished, waited, busy), dest=0, tag=TAG_REQUEST)
-            blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
+            comm.send((finished, waited, busy, failure), dest=0, tag=TAG_REQUEST)
+            blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))  # None after a failure (rank 0 stops us)
             waited += time.monotonic() - t0
             if blk is None:
                 break
 
     # ---- rank 0 finalises; the status reaches every rank
     status = np.zeros(1, dtype=np.int64)
-    if rank == 0:
+    if rank == 0 and disp.failures:
+        failed = ", ".join(f"rank {r} ({msg})" for r, msg in sorted(disp.failures.items()))
+        _log(f"mcsim run: error: sampling failed on {failed}; no final file written. "
+             f"{disp.blocks_done} block(s) finished in this run are kept in the store {pdir}; "
+             "rerun the same command to resume")
+        status[0] = 1
+    elif rank == 0:
         try:
             t_fin = time.monotonic()
             _store.finalise(spec, pdir, out, extra_attrs={"mpi_ranks": np.int64(size)})

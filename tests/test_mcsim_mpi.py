@@ -71,14 +71,37 @@ def test_outputs_bit_identical_for_1_2_3_ranks(spec_path, tmp_path, mpirun):
             np.testing.assert_array_equal(arrays[name], ref_arrays[name], err_msg=f"{name} n={n}", strict=True)
 
 
-def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path, mpirun, subprocess_env):
+@pytest.mark.parametrize("failing_rank", [1, 0])
+def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path, mpirun, subprocess_env, failing_rank):
+    """A rank that fails while sampling stops the run cleanly: its traceback and rank 0's summary reach
+    stderr, no final file is written, finished blocks stay in the store and a rerun resumes from them."""
     out = tmp_path / "fail.h5"
-    res = mpirun(2, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress"],
-                 env=subprocess_env(MCSIM_TEST_FAIL_RANK=1), timeout=TIMEOUT)
-    assert res.returncode != 0
-    assert "mcsim: rank 1 failed" in res.stderr and "Traceback" in res.stderr
-    assert "fails on purpose" in res.stderr
+    args = ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress"]
+    res = mpirun(2, args, env=subprocess_env(MCSIM_TEST_FAIL_RANK=failing_rank), timeout=TIMEOUT)
+    report = f"rc={res.returncode}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}"
+    assert res.returncode == 1, report
+    assert f"mcsim: rank {failing_rank} failed:\nTraceback" in res.stderr, report
+    exc = f"RuntimeError: test hook MCSIM_TEST_FAIL_RANK={failing_rank}: rank {failing_rank} fails on purpose"
+    # lines of different ranks may interleave: check each one on its own
+    lines = res.stderr.splitlines()
+    assert exc in lines, report  # last line of the failed rank's traceback
+    assert any(line.startswith(f"mcsim run: rank {failing_rank} failed ({exc}); no more blocks") for line in lines), \
+        report  # rank 0's notice
+    assert f"mcsim run: error: sampling failed on rank {failing_rank} ({exc}); no final file written" in res.stderr, \
+        report
+    assert "MPI Abort" not in res.stderr and "BAD TERMINATION" not in res.stdout, report  # cooperative stop
     assert not out.exists()
+    key = re.search(r"point ([0-9a-f]{12})", res.stderr).group(1)
+    (pdir,) = (tmp_path / "store").glob(key + "*")
+    kept = block_writers(tmp_path / "store", pdir.name)
+    assert failing_rank not in kept.values(), kept  # the failed rank wrote nothing ...
+    assert kept, "the other rank's first block should be kept"  # ... the other one finished its block
+    assert not list(pdir.rglob(store.TEMP_PREFIX + "*")), "temp files left behind"
+
+    res = mpirun(2, args, timeout=TIMEOUT)  # rerun without the hook: resumes
+    assert res.returncode == 0, res.stderr
+    assert f"{len(kept)} shard(s) reused" in res.stderr
+    assert store.read_point(out)[0]["y"].shape == (30, 2, 1)
 
 
 def test_argument_errors_under_mpi_do_not_hang(spec_path, tmp_path, mpirun):
@@ -117,7 +140,7 @@ def test_scheduling_is_dynamic_when_one_rank_is_slow(spec_path, tmp_path, mpirun
 
 
 def test_every_rank_samples_blocks_when_blocks_cost_the_same(spec_path, tmp_path, mpirun, subprocess_env):
-    # 12 equal-cost blocks on 3 ranks; every block costs >= 0.05 s (test hook sleep after writing it), so
+    # 12 equal-cost blocks on 3 ranks; every block costs >= 0.2 s (test hook sleep after writing it), so
     # the run takes ~4 rounds.  Each rank must get its first-round block *and* at least one more from
     # the dynamic queue: a rank that is ready must not be starved by rank 0 (the old scheduler let rank
     # 0 take every block while the other ranks were still loading the Numba kernels: [12, 0, 0]).
@@ -125,7 +148,7 @@ def test_every_rank_samples_blocks_when_blocks_cost_the_same(spec_path, tmp_path
     out = tmp_path / "busy.h5"
     res = mpirun(n, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress",
                      "--realizations", 4 * n_blocks, "--block-size", 4],
-                 env=subprocess_env(MCSIM_TEST_BLOCK_DELAY="0.05"))
+                 env=subprocess_env(MCSIM_TEST_BLOCK_DELAY="0.2"))
     assert res.returncode == 0, res.stderr
     _, attrs = store.read_point(out)
     writers = list(block_writers(tmp_path / "store", attrs["point_key"]).values())
