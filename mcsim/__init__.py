@@ -8,6 +8,7 @@ sample_point(spec, start, stop) -> dict
 resolve_method(prior, X, width, method="auto") -> "direct" | "projected"
 weight_averaged_overlaps(prior, X_draws, width, realizations, seed=0,
        method="auto", observable="caux", n_in=None, input_seed=0) -> dict
+register_activation(name, fn)
 OBSERVABLES, METHODS
 
 See :mod:`mcsim.sampler` for the observables and :mod:`mcsim._rng` for the
@@ -20,6 +21,7 @@ from .sampler import (  # noqa: E402
     DEFAULT_OBSERVABLES,
     METHODS,
     OBSERVABLES,
+    register_activation,
     resolve_method,
     sample,
     sample_point,
@@ -30,6 +32,7 @@ __all__ = [
     "sample",
     "sample_point",
     "resolve_method",
+    "register_activation",
     "weight_averaged_overlaps",
     "OBSERVABLES",
     "METHODS",

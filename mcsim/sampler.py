@@ -43,7 +43,7 @@ from typing import Sequence
 import numpy as np
 import numba
 
-from theory.prior import Prior, check_inputs
+from theory.prior import Prior, activation_function, check_inputs
 
 from . import _kernels as K
 from ._rng import realization_generator, stream_key
@@ -66,31 +66,90 @@ _CUSTOM_KERNELS: dict = {}
 # activations
 # ----------------------------------------------------------------------------
 def _kernels_for(prior: Prior):
-    """Return ``(act_code, kernel_namespace)`` for the prior's activation."""
+    """Return ``(act_code, kernel_namespace)`` for the prior's activation.
+
+    Built-in names use the disk-cached kernels.  Custom activations (a
+    callable, a name from :func:`register_activation` or an import path
+    ``"module:function"``) get a private copy of every kernel compiled with
+    that function (see :func:`_custom_kernels`).
+    """
     act = prior.activation
-    if isinstance(act, str):
+    if isinstance(act, str) and act in K.ACT_CODES:
         return K.ACT_CODES[act], K.BUILTIN_KERNELS
-    cached = _CUSTOM_KERNELS.get(id(act))
-    if cached is not None and cached[0] is act:
-        return 0, cached[1]
-    if isinstance(act, numba.core.registry.CPUDispatcher):
-        jitted = act
+    return 0, _custom_kernels(activation_function(act))
+
+
+def _custom_kernels(fn):
+    """Kernel namespace compiled with the custom activation ``fn`` (once per process and function).
+
+    Parameters
+    ----------
+    fn : callable
+        A ``numba.njit`` dispatcher, a ``numba.vectorize`` ufunc, or a plain
+        Python function that ``numba.njit`` can compile for a float64 scalar.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        See :func:`mcsim._kernels.clone_kernels` (not cached on disk).
+
+    Raises
+    ------
+    ValueError
+        If ``fn`` cannot be called in nopython mode on a float64 scalar.
+    """
+    cached = _CUSTOM_KERNELS.get(id(fn))
+    if cached is not None and cached[0] is fn:
+        return cached[1]
+    hint = ("activation: a custom activation must be a numba-jittable function of a float64 scalar "
+            "(e.g. @numba.njit or @numba.vectorize)")
+    if isinstance(fn, (numba.core.registry.CPUDispatcher, numba.np.ufunc.dufunc.DUFunc)):
+        jitted = fn
     else:
         try:
-            jitted = numba.njit(act)
+            jitted = numba.njit(fn)
         except Exception as exc:  # pragma: no cover - numba raises many types
-            raise ValueError(f"activation: custom callable cannot be jitted by numba: {exc}") from None
-    try:
-        val = jitted(0.5)
-        float(val)
-    except Exception as exc:
-        raise ValueError(
-            "activation: a custom activation must be a numba-jittable function of a float64 scalar "
-            f"(e.g. @numba.njit or @numba.vectorize); calling it in nopython mode failed: {type(exc).__name__}"
-        ) from None
+            raise ValueError(f"{hint}; numba.njit failed: {type(exc).__name__}: {exc}") from None
     ns = K.clone_kernels(jitted)
-    _CUSTOM_KERNELS[id(act)] = (act, ns)
-    return 0, ns
+    try:
+        float(ns._act(0, 0.5))
+    except Exception as exc:
+        raise ValueError(f"{hint}; calling it in nopython mode failed: {type(exc).__name__}") from None
+    _CUSTOM_KERNELS[id(fn)] = (fn, ns)
+    return ns
+
+
+def register_activation(name: str, fn) -> None:
+    """Register a numba-jittable activation under ``name`` for :mod:`theory` and :mod:`mcsim`.
+
+    :func:`theory.register_activation` plus an immediate check that the
+    samplers can compile ``fn`` (so a bad function fails here, not in the
+    middle of a run).  Registration is per process; jobs in other processes
+    (``python -m mcsim run``, workflow rules) take the import path
+    ``"module:function"`` instead.
+
+    Parameters
+    ----------
+    name : str
+        See :func:`theory.register_activation`.
+    fn : callable
+        Vectorised over NumPy arrays (theory quadrature) and compilable by
+        numba for a float64 scalar (samplers), e.g. ``np.log1p(np.exp(x))``
+        under ``@numba.njit`` or a ``@numba.vectorize(["float64(float64)"])``
+        ufunc.
+
+    Raises
+    ------
+    ValueError
+        For a bad name (see :func:`theory.register_activation`) or a function
+        numba cannot compile.
+    """
+    from theory.prior import register_activation as _register
+
+    if not callable(fn):
+        raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")
+    _custom_kernels(fn)
+    _register(name, fn)
 
 
 # ----------------------------------------------------------------------------

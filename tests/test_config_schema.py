@@ -62,7 +62,7 @@ def _bad(modify):
 BAD_CONFIGS = {
     "unknown activation": (
         lambda e: e["kernel"]["grid"].__setitem__("activation", ["softplus"]),
-        ["['activation']", "softplus", "is not one of", "relu", "erf", "tanh"],
+        ["['activation']", "'softplus' does not match", "relu|erf|linear|tanh|", ":"],
     ),
     "negative variance": (
         lambda e: e["mmd"]["prior"].__setitem__("sigma2", -0.2),

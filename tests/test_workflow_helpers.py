@@ -26,14 +26,16 @@ def snakemake_env() -> dict:
     return env
 
 
-def run_snakemake(args, cwd, timeout=600, check=False) -> subprocess.CompletedProcess:
+def run_snakemake(args, cwd, timeout=600, check=False, env=None) -> subprocess.CompletedProcess:
     """Run ``python -m snakemake --snakefile <repo>/Snakefile ARGS`` in ``cwd``.
 
-    Returns the completed process with stdout and stderr merged in ``stdout``.
+    ``env`` defaults to :func:`snakemake_env`.  Returns the completed process
+    with stdout and stderr merged in ``stdout``.
     """
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), *map(str, args)]
     proc = subprocess.run(
-        cmd, cwd=cwd, env=snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+        cmd, cwd=cwd, env=env or snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")

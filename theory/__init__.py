@@ -6,10 +6,10 @@ Prior, kernel, gp_predict, nlo_variance and the stability helpers; see the
 individual modules for details.
 """
 
-from .prior import Prior, activation_function, check_inputs
+from .prior import Prior, activation_function, check_inputs, register_activation
 from .inputs import make_inputs
 
-__all__ = ["Prior", "activation_function", "check_inputs", "make_inputs"]
+__all__ = ["Prior", "activation_function", "check_inputs", "make_inputs", "register_activation"]
 __version__ = "0.1.0"
 
 from .spec import PointSpec, parse_point_spec  # noqa: E402

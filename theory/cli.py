@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Datasets q_star, chi1, F, c_star, chi_c, tau (correlation depth scale), tau_F "
         "(-1/ln F), each of shape (N_g2, N_sigma2).",
     )
-    d.add_argument("--activation", required=True, help="relu, erf, linear or tanh")
+    d.add_argument("--activation", required=True,
+                   help="relu, erf, linear, tanh, or an import path 'module:function' of a vectorised function")
     d.add_argument("--g2", nargs=3, required=True, metavar=("MIN", "MAX", "N"), help="g^2 grid (linspace)")
     d.add_argument("--sigma2", nargs=3, required=True, metavar=("MIN", "MAX", "N"), help="sigma^2 grid (linspace)")
     d.add_argument("--out", required=True, help="output HDF5 file (written atomically)")

@@ -22,7 +22,9 @@ Index conventions (``A = depth``)
 
 from __future__ import annotations
 
+import importlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, Union
 
@@ -49,6 +51,82 @@ _ACTIVATION_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+_REGISTERED_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+_IMPORTED_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+ACTIVATION_HELP = (
+    f"one of {', '.join(BUILTIN_ACTIVATIONS)}, a name given to theory.register_activation, "
+    "an import path 'module:function', or a vectorised callable"
+)
+"""What ``activation`` accepts (used in error messages)."""
+
+
+def register_activation(name: str, fn: Callable) -> None:
+    """Make a custom activation available under a name, in this process.
+
+    A :class:`Prior` with ``activation=name`` then works everywhere a built-in
+    name does, including point specs (``theory.parse_point_spec``) and
+    ``mcsim.sample``.  Jobs in *other* processes (``python -m mcsim run``
+    under MPI, workflow rules) do not see this registry: give them the import
+    path ``"module:function"`` instead, which is resolved on first use.
+
+    Parameters
+    ----------
+    name : str
+        Letters, digits, ``_`` and ``-``; not a built-in name and without
+        ``:``.  Point keys (and so the mcsim store) contain the name, not the
+        code: give a changed function a new name.
+    fn : callable
+        ``f(ndarray of float64) -> ndarray of float64``, element-wise and
+        vectorised (used by the quadrature of :mod:`theory.gaussian`) and
+        compilable by ``numba.njit`` for a float64 scalar (used by
+        :mod:`mcsim`).  Write it with NumPy ufuncs (``np.log1p(np.exp(x))``)
+        or decorate it with ``numba.vectorize(["float64(float64)"])``.
+
+    Raises
+    ------
+    ValueError
+        For a built-in or malformed name, a non-callable ``fn``, or a name
+        registered before with a different function.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"name: an activation name must match {_NAME.pattern}, got {name!r}")
+    if name in BUILTIN_ACTIVATIONS:
+        raise ValueError(f"name: {name!r} is a built-in activation and cannot be re-registered")
+    if not callable(fn):
+        raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")
+    old = _REGISTERED_ACTIVATIONS.get(name)
+    if old is not None and old is not fn:
+        raise ValueError(f"name: activation {name!r} is already registered with a different function; "
+                         "use a new name (point keys contain the name)")
+    _REGISTERED_ACTIVATIONS[name] = fn
+
+
+def _import_activation(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Resolve ``"module:attr"`` (attr may be dotted) to a callable, once per process."""
+    fn = _IMPORTED_ACTIVATIONS.get(path)
+    if fn is not None:
+        return fn
+    module_name, _, attr = path.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(f"activation: cannot import module {module_name!r} for activation {path!r} "
+                         f"({type(exc).__name__}: {exc}); it must be installed or on PYTHONPATH") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"activation: module {module_name!r} has no attribute {attr!r} "
+                             f"(activation {path!r})") from None
+    if not callable(obj):
+        raise ValueError(f"activation: {path!r} is not callable ({type(obj).__name__})")
+    _IMPORTED_ACTIVATIONS[path] = obj
+    return obj
+
+
 def activation_function(activation: Union[str, Callable]) -> Callable[[np.ndarray], np.ndarray]:
     """Return the vectorised NumPy function for an activation name or callable.
 
@@ -56,7 +134,9 @@ def activation_function(activation: Union[str, Callable]) -> Callable[[np.ndarra
     ----------
     activation : str or callable
         One of ``"relu"``, ``"erf"`` (``erf(sqrt(pi)/2 x)``), ``"linear"``,
-        ``"tanh"``, or a vectorised callable ``f(ndarray) -> ndarray``.
+        ``"tanh"``; a name given to :func:`register_activation`; an import
+        path ``"module:function"`` (imported on first use); or a vectorised
+        callable ``f(ndarray) -> ndarray``.
 
     Returns
     -------
@@ -66,21 +146,22 @@ def activation_function(activation: Union[str, Callable]) -> Callable[[np.ndarra
     Raises
     ------
     ValueError
-        If ``activation`` is an unknown name or neither a string nor callable.
+        If ``activation`` is an unknown name, an import path that cannot be
+        resolved, or neither a string nor callable.
     """
     if isinstance(activation, str):
-        try:
+        if activation in _ACTIVATION_FUNCS:
             return _ACTIVATION_FUNCS[activation]
-        except KeyError:
-            raise ValueError(
-                f"activation: unknown activation {activation!r}; "
-                f"allowed: {', '.join(BUILTIN_ACTIVATIONS)} or a vectorised callable"
-            ) from None
+        if activation in _REGISTERED_ACTIVATIONS:
+            return _REGISTERED_ACTIVATIONS[activation]
+        if ":" in activation:
+            if not _IMPORT_PATH.match(activation):
+                raise ValueError(f"activation: malformed import path {activation!r}; expected 'module:function'")
+            return _import_activation(activation)
+        raise ValueError(f"activation: unknown activation {activation!r}; allowed: {ACTIVATION_HELP}")
     if callable(activation):
         return activation
-    raise ValueError(
-        f"activation: expected one of {BUILTIN_ACTIVATIONS} or a callable, got {type(activation).__name__}"
-    )
+    raise ValueError(f"activation: expected {ACTIVATION_HELP}; got {type(activation).__name__}")
 
 
 def check_nonneg_scalar(name: str, value) -> float:
@@ -143,7 +224,10 @@ class Prior:
         the readout is ``a = A+1``.
     activation : str or callable
         ``"relu"``, ``"erf"`` (meaning ``erf(sqrt(pi)/2 x)``), ``"linear"``,
-        ``"tanh"``, or any vectorised callable.
+        ``"tanh"``, a name given to :func:`register_activation`, an import
+        path ``"module:function"``, or any vectorised callable (see
+        :func:`activation_function`).  Only string activations can be
+        serialised (point specs, the workflow, ``python -m mcsim``).
     g2 : float or sequence of float
         Hidden/recurrent weight variance scale ``g^2``.  For the DNN a sequence
         of length ``A`` gives ``g_a^2`` for ``a = 1..A``.

@@ -53,8 +53,21 @@ def _fmt(value):
     return f"{float(value):g}"
 
 
+def check_activation(key, activation):
+    """Resolve an import-path activation now, so a typo fails before any job starts."""
+    if ":" in activation:
+        from theory.prior import activation_function
+
+        try:
+            activation_function(activation)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+
+
 def check_experiment(name, exp):
     """Cross-field checks the JSON schema cannot express; raise ValueError naming the key."""
+    for act in exp["grid"]["activation"]:
+        check_activation(f"experiments.{name}.grid.activation", act)
     if exp["kind"] == "instability":
         need = exp["analysis"]["reference_step"] + exp["analysis"]["max_lag"]
         bad = [A for A in exp["grid"]["depth"] if A < need]
@@ -90,7 +103,7 @@ def experiment_points(name, exp):
     )
     for arch, bias, act, width, depth, g2, input_set in axes:
         point = (
-            f"arch-{arch}_bias-{bias}_act-{act}_n-{width}_A-{depth}"
+            f"arch-{arch}_bias-{bias}_act-{act.replace(':', '.')}_n-{width}_A-{depth}"
             f"_g2-{_fmt(g2)}_s2-{_fmt(prior_cfg['sigma2'])}_in-{input_set}"
         )
         prior = {
@@ -144,6 +157,8 @@ EXPERIMENTS = {name: exp for name, exp in CONFIG["experiments"].items() if exp["
 for _name, _exp in EXPERIMENTS.items():
     if _exp["kind"] != "phase_diagram":
         check_experiment(_name, _exp)
+    else:
+        check_activation(f"experiments.{_name}.phase_diagram.activation", _exp["phase_diagram"]["activation"])
 POINTS = {name: experiment_points(name, exp) for name, exp in EXPERIMENTS.items() if exp["kind"] in SIM_KINDS}
 STORE = CONFIG["store"]
 RES = CONFIG["resources"]
