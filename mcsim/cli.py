@@ -53,6 +53,22 @@ def _positive(name):
     return conv
 
 
+RUN_EPILOG = """\
+point spec (JSON; full reference in theory/spec.py):
+  {"prior": {"arch": "rnn", "depth": 10, "activation": "relu", "g2": 1.6, "sigma2": 0.2,
+             "g2_in": 1.6, "bias": "uncorrelated"},
+   "inputs": {"kind": "gaussian", "count": 3, "dim": 4, "seed": 0},
+   "width": 500, "realizations": 1000, "block_size": 16, "seed": 0, "method": "auto",
+   "observables": ["y", "caux_diag", "chat_diag"]}
+  activation: relu, erf, linear, tanh, or an import path "module:function" of a vectorised,
+  numba-jittable function (the module must be importable: installed or on PYTHONPATH).
+  observables: y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout.
+
+exit codes: 0 success; 1 bad input, missing/corrupt data or a failed rank (the message names it;
+finished blocks stay in the store, rerun the same command to resume); 2 bad command line.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m mcsim", description=DESCRIPTION,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="sample missing blocks (MPI-parallel) and write the final point file",
                        description="Sample the missing realization blocks of a point into STORE/<point_key>/blocks "
                                    "(atomic per-block HDF5 shards) and finalise OUT. Works alone or under "
-                                   "mpiexec/srun; blocks are distributed dynamically over ranks.")
+                                   "mpiexec/srun; blocks are distributed dynamically over ranks.",
+                       epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--spec", required=True, help="point spec JSON file (see theory.spec)")
     r.add_argument("--store", required=True, help="store root directory (created if missing)")
     r.add_argument("--out", required=True, help="final point file (.h5); its directory must exist")

@@ -45,6 +45,13 @@ def test_excess_kurtosis_gaussian_and_laplace():
     assert abs(kl - 3.0) < 4 * sl
 
 
+def test_excess_kurtosis_is_nan_only_where_the_sample_is_constant():
+    x = np.column_stack([np.random.default_rng(5).standard_normal(50), np.full(50, 2.5)])
+    k, se = resampling.excess_kurtosis_with_se(x)
+    assert np.isfinite(k[0]) and np.isfinite(se[0])
+    assert np.isnan(k[1]) and np.isnan(se[1])
+
+
 def test_bad_input_names_parameter():
     with pytest.raises(ValueError, match="^x:"):
         resampling.sem(np.zeros(1))

@@ -50,6 +50,10 @@ def excess_kurtosis(x) -> np.ndarray:
     Returns
     -------
     ndarray of float64, shape (...)
+        NaN where the sample is constant (zero variance: the kurtosis is
+        undefined there).  Other entries are unaffected, so one degenerate
+        column does not spoil a vectorised call; tables and plots show such
+        entries as NaN (missing), never as a number.
     """
     x = _as_samples(x, minimum=4)
     d = x - np.mean(x, axis=0)
