@@ -59,8 +59,10 @@ out of memory) is detected by the launcher, which stops the job.
 
 Test hooks (environment variables; for the test-suite only)
 -----------------------------------------------------------
-``MCSIM_TEST_FAIL_RANK=k``
-    Rank ``k`` raises ``RuntimeError`` when it starts sampling its first block.
+``MCSIM_TEST_FAIL_RANK=k`` or ``k:setup``
+    Rank ``k`` raises ``RuntimeError`` when it starts sampling its first block
+    (cooperative stop), or with ``:setup`` after the plan was broadcast,
+    before the start barrier (the ``MPI_Abort`` fallback).
 ``MCSIM_TEST_BLOCK_DELAY=SECONDS`` or ``RANK:SECONDS[,RANK:SECONDS...]``
     Sleep this long after writing each block, on every rank or on the given
     ranks (to kill a run mid-way, or to make one rank slow).
@@ -377,6 +379,17 @@ def _bcast_object(comm, obj, root: int = 0):
     return obj if comm.Get_rank() == root else pickle.loads(buf.tobytes())
 
 
+def _test_fail_phase(rank: int) -> Optional[str]:
+    """Test hook ``MCSIM_TEST_FAIL_RANK``: ``"sampling"`` or ``"setup"`` if it selects ``rank``, else None."""
+    text = os.environ.get(ENV_FAIL_RANK, "").strip()
+    if not text:
+        return None
+    r, _, phase = text.partition(":")
+    if int(r) != rank:
+        return None
+    return phase or "sampling"
+
+
 def _parse_delay(text: str, rank: int) -> float:
     """Test hook value: ``"SECONDS"`` (every rank) or ``"RANK:SECONDS[,RANK:SECONDS...]"``."""
     text = text.strip()
@@ -398,8 +411,7 @@ class BlockWorker:
         self.spec = spec
         self.pdir = Path(pdir)
         self.rank = rank
-        fail = os.environ.get(ENV_FAIL_RANK, "").strip()
-        self.fail = fail != "" and int(fail) == rank
+        self.fail = _test_fail_phase(rank) == "sampling"
         self.delay = _parse_delay(os.environ.get(ENV_BLOCK_DELAY, ""), rank)
 
     def check_test_hook(self) -> None:
@@ -605,6 +617,8 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
             raise RuntimeError(f"rank {rank}: spec round trip changed the point key ({spec.point_key()[:12]} "
                                f"!= {Path(pdir).name[:12]})")
     try:
+        if _test_fail_phase(rank) == "setup":
+            raise RuntimeError(f"test hook {ENV_FAIL_RANK}={rank}:setup: rank {rank} fails on purpose")
         if size > 1 and todo:
             if rank != 0 and warmed != spec.point_key():
                 _warm_up(spec, todo[0][0])
