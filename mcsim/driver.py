@@ -317,9 +317,14 @@ class Dispatcher:
             _fail(self.comm, 0, traceback.format_exc())
 
 
+def _log_failure(rank: int, tb: str) -> None:
+    """Print ``mcsim: rank R failed:`` and the traceback ``tb`` (the one format of every rank failure)."""
+    _log(f"mcsim: rank {rank} failed:\n{tb.rstrip()}")
+
+
 def _fail(comm, rank: int, tb: str) -> None:
     """Report an unexpected exception and abort every rank (fallback for failures outside sampling)."""
-    _log(f"mcsim: rank {rank} failed:\n{tb.rstrip()}")
+    _log_failure(rank, tb)
     if comm is not None and comm.Get_size() > 1:
         _log(f"mcsim: rank {rank}: aborting all ranks (MPI Abort)")
         time.sleep(ABORT_GRACE_SECONDS)  # let the launcher forward this rank's stderr before the kill
@@ -329,7 +334,7 @@ def _fail(comm, rank: int, tb: str) -> None:
 def _sampling_failure(rank: int) -> str:
     """Print the current exception's traceback as rank ``rank``'s failure; return its one-line summary."""
     exc_type, exc, _ = sys.exc_info()
-    _log(f"mcsim: rank {rank} failed:\n{traceback.format_exc().rstrip()}")
+    _log_failure(rank, traceback.format_exc())
     return f"{exc_type.__name__}: {exc}"
 
 
@@ -605,7 +610,7 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
             if payload[0] == "user":
                 _log(f"mcsim run: error: {payload[1]}")
             else:
-                _log(f"mcsim: rank 0 failed:\n{payload[1].rstrip()}")
+                _log_failure(0, payload[1])
         if lock is not None:
             lock.release()
         return 1
