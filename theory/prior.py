@@ -22,146 +22,24 @@ Index conventions (``A = depth``)
 
 from __future__ import annotations
 
-import importlib
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
+from .activations import (  # noqa: F401  (re-exported)
+    ACTIVATION_HELP,
+    BUILTIN_NAMES as BUILTIN_ACTIVATIONS,
+    Activation,
+    activation_function,
+    get_activation,
+    register_activation,
+)
+
 ARCHS = ("dnn", "rnn")
 BIAS_MODES = ("uncorrelated", "static")
-BUILTIN_ACTIVATIONS = ("relu", "erf", "linear", "tanh")
 
 ArrayLike = Union[float, Sequence[float], np.ndarray]
-
-
-def _erf_scaled(x):
-    from scipy.special import erf
-
-    return erf(0.5 * math.sqrt(math.pi) * np.asarray(x, dtype=float))
-
-
-_ACTIVATION_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda x: np.maximum(np.asarray(x, dtype=float), 0.0),
-    "erf": _erf_scaled,
-    "linear": lambda x: np.asarray(x, dtype=float),
-    "tanh": lambda x: np.tanh(np.asarray(x, dtype=float)),
-}
-
-
-_REGISTERED_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-_IMPORTED_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-
-ACTIVATION_HELP = (
-    f"one of {', '.join(BUILTIN_ACTIVATIONS)}, a name given to theory.register_activation, "
-    "an import path 'module:function', or a vectorised callable"
-)
-"""What ``activation`` accepts (used in error messages)."""
-
-
-def register_activation(name: str, fn: Callable) -> None:
-    """Make a custom activation available under a name, in this process.
-
-    A :class:`Prior` with ``activation=name`` then works everywhere a built-in
-    name does, including point specs (``theory.parse_point_spec``) and
-    ``mcsim.sample``.  Jobs in *other* processes (``python -m mcsim run``
-    under MPI, workflow rules) do not see this registry: give them the import
-    path ``"module:function"`` instead, which is resolved on first use.
-
-    Parameters
-    ----------
-    name : str
-        Letters, digits, ``_`` and ``-``; not a built-in name and without
-        ``:``.  Point keys (and so the mcsim store) contain the name, not the
-        code: give a changed function a new name.
-    fn : callable
-        ``f(ndarray of float64) -> ndarray of float64``, element-wise and
-        vectorised (used by the quadrature of :mod:`theory.gaussian`) and
-        compilable by ``numba.njit`` for a float64 scalar (used by
-        :mod:`mcsim`).  Write it with NumPy ufuncs (``np.log1p(np.exp(x))``)
-        or decorate it with ``numba.vectorize(["float64(float64)"])``.
-
-    Raises
-    ------
-    ValueError
-        For a built-in or malformed name, a non-callable ``fn``, or a name
-        registered before with a different function.
-    """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"name: an activation name must match {_NAME.pattern}, got {name!r}")
-    if name in BUILTIN_ACTIVATIONS:
-        raise ValueError(f"name: {name!r} is a built-in activation and cannot be re-registered")
-    if not callable(fn):
-        raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")
-    old = _REGISTERED_ACTIVATIONS.get(name)
-    if old is not None and old is not fn:
-        raise ValueError(f"name: activation {name!r} is already registered with a different function; "
-                         "use a new name (point keys contain the name)")
-    _REGISTERED_ACTIVATIONS[name] = fn
-
-
-def _import_activation(path: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Resolve ``"module:attr"`` (attr may be dotted) to a callable, once per process."""
-    fn = _IMPORTED_ACTIVATIONS.get(path)
-    if fn is not None:
-        return fn
-    module_name, _, attr = path.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ValueError(f"activation: cannot import module {module_name!r} for activation {path!r} "
-                         f"({type(exc).__name__}: {exc}); it must be installed or on PYTHONPATH") from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"activation: module {module_name!r} has no attribute {attr!r} "
-                             f"(activation {path!r})") from None
-    if not callable(obj):
-        raise ValueError(f"activation: {path!r} is not callable ({type(obj).__name__})")
-    _IMPORTED_ACTIVATIONS[path] = obj
-    return obj
-
-
-def activation_function(activation: Union[str, Callable]) -> Callable[[np.ndarray], np.ndarray]:
-    """Return the vectorised NumPy function for an activation name or callable.
-
-    Parameters
-    ----------
-    activation : str or callable
-        One of ``"relu"``, ``"erf"`` (``erf(sqrt(pi)/2 x)``), ``"linear"``,
-        ``"tanh"``; a name given to :func:`register_activation`; an import
-        path ``"module:function"`` (imported on first use); or a vectorised
-        callable ``f(ndarray) -> ndarray``.
-
-    Returns
-    -------
-    callable
-        Element-wise function on float64 arrays.
-
-    Raises
-    ------
-    ValueError
-        If ``activation`` is an unknown name, an import path that cannot be
-        resolved, or neither a string nor callable.
-    """
-    if isinstance(activation, str):
-        if activation in _ACTIVATION_FUNCS:
-            return _ACTIVATION_FUNCS[activation]
-        if activation in _REGISTERED_ACTIVATIONS:
-            return _REGISTERED_ACTIVATIONS[activation]
-        if ":" in activation:
-            if not _IMPORT_PATH.match(activation):
-                raise ValueError(f"activation: malformed import path {activation!r}; expected 'module:function'")
-            return _import_activation(activation)
-        raise ValueError(f"activation: unknown activation {activation!r}; allowed: {ACTIVATION_HELP}")
-    if callable(activation):
-        return activation
-    raise ValueError(f"activation: expected {ACTIVATION_HELP}; got {type(activation).__name__}")
 
 
 def check_nonneg_scalar(name: str, value) -> float:
@@ -273,6 +151,7 @@ class Prior:
     g2_layers: np.ndarray = field(init=False, repr=False)
     sigma2_layers: np.ndarray = field(init=False, repr=False)
     nu_layers: np.ndarray = field(init=False, repr=False)
+    act: Activation = field(init=False, repr=False)
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -283,7 +162,7 @@ class Prior:
             raise ValueError(f"depth: must be a non-negative integer, got {self.depth!r}")
         if isinstance(self.n_out, bool) or not isinstance(self.n_out, (int, np.integer)) or self.n_out < 1:
             raise ValueError(f"n_out: must be a positive integer, got {self.n_out!r}")
-        activation_function(self.activation)  # validates
+        object.__setattr__(self, "act", get_activation(self.activation))  # validates
         A = int(self.depth)
         object.__setattr__(self, "depth", A)
         is_dnn = self.arch == "dnn"
@@ -327,14 +206,12 @@ class Prior:
     @property
     def activation_name(self) -> str:
         """Name of the activation (``"custom:<qualname>"`` for a callable)."""
-        if isinstance(self.activation, str):
-            return self.activation
-        return "custom:" + getattr(self.activation, "__qualname__", type(self.activation).__name__)
+        return self.act.name
 
     @property
     def phi(self) -> Callable[[np.ndarray], np.ndarray]:
         """Vectorised NumPy activation function."""
-        return activation_function(self.activation)
+        return self.act.numpy
 
     @property
     def is_rnn(self) -> bool:
