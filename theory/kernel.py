@@ -13,13 +13,66 @@ from . import gaussian
 from .prior import Prior, check_inputs
 
 
+class NonFiniteTheoryError(FloatingPointError):
+    """A theory result is not finite (overflow in the unstable regime).
+
+    A runtime failure, not bad input: the parameters are valid but the
+    quantity exceeds the float64 range.  The message names the parameter
+    point and the first layer with a non-finite value.  ``python -m theory``
+    exits with status 1 on it.
+    """
+
+
+def _point_text(prior: Prior) -> str:
+    def fmt(v):
+        a = np.asarray(v, dtype=float)
+        return f"{float(a):g}" if a.ndim == 0 else "[" + ", ".join(f"{t:g}" for t in a) + "]"
+
+    return (f"arch={prior.arch}, depth={prior.depth}, activation={prior.activation_name}, "
+            f"g2={fmt(prior.g2)}, sigma2={fmt(prior.sigma2)}, g2_in={fmt(prior.g2_in)}, bias={prior.bias}")
+
+
+def check_finite(prior: Prior, what: str, values, layer_axis: int = 0) -> np.ndarray:
+    """Raise :class:`NonFiniteTheoryError` if ``values`` has a non-finite entry.
+
+    Parameters
+    ----------
+    prior : Prior
+        Named in the message (the parameter point).
+    what : str
+        Name of the quantity (e.g. ``"kernel"``).
+    values : ndarray of float64
+        The result; axis ``layer_axis`` is the layer / time step ``a``.
+    layer_axis : int, optional
+
+    Returns
+    -------
+    ndarray
+        ``values`` unchanged when finite.
+    """
+    values = np.asarray(values)
+    bad = ~np.isfinite(values)
+    if np.any(bad):
+        per_layer = np.moveaxis(bad, layer_axis, 0).reshape(values.shape[layer_axis], -1).any(axis=1)
+        a = int(np.argmax(per_layer))
+        label = "readout a = A+1" if a == prior.depth + 1 else f"layer a = {a}"
+        finite = np.abs(values[np.isfinite(values)])
+        peak = f"{float(finite.max()):.3g}" if finite.size else "none"
+        raise NonFiniteTheoryError(
+            f"{what}: non-finite result ({int(bad.sum())} of {values.size} entries), first at {label}; "
+            f"largest finite magnitude {peak}; the network is in the unstable regime where the "
+            f"variance exceeds the float64 range; point: {_point_text(prior)}"
+        )
+    return values
+
+
 def _check_prior(prior) -> Prior:
     if not isinstance(prior, Prior):
         raise ValueError(f"prior: expected a theory.Prior, got {type(prior).__name__}")
     return prior
 
 
-def kernel(prior: Prior, X, quad_order: int | None = None) -> np.ndarray:
+def kernel(prior: Prior, X, quad_order: int | None = None, quad_tol: float = gaussian.DEFAULT_QUAD_TOL) -> np.ndarray:
     """Mean-field covariance ``C^(a,b)_{alpha beta}`` for ``a, b = 0..A+1``.
 
     Implements (theory-notes Sec. 3, Eqs. 32, 34, 56)::
@@ -35,8 +88,12 @@ def kernel(prior: Prior, X, quad_order: int | None = None) -> np.ndarray:
     X : array_like, shape (P, n_in) or (P, A+1, n_in)
         Single inputs at ``a = 0`` or input sequences (see :func:`theory.check_inputs`).
     quad_order : int, optional
-        Gauss-Hermite order for activations without closed form
-        (default :data:`theory.gaussian.DEFAULT_QUAD_ORDER`).
+        Explicit Gauss-Hermite order for activations without closed form.
+        ``None`` (default): automatic quadrature to the relative tolerance
+        ``quad_tol`` (see :mod:`theory.gaussian`; error estimates via
+        :func:`theory.quadrature_diagnostics`).
+    quad_tol : float, optional
+        Relative tolerance of the automatic quadrature (default 1e-9).
 
     Returns
     -------
@@ -47,17 +104,36 @@ def kernel(prior: Prior, X, quad_order: int | None = None) -> np.ndarray:
     ------
     ValueError
         ``prior`` not a Prior, ``X`` of the wrong shape or non-finite,
-        ``quad_order`` invalid.
+        ``quad_order`` or ``quad_tol`` invalid.
+    NonFiniteTheoryError
+        The kernel overflows (unstable regime); the message names the
+        parameter point and the first non-finite layer.
     """
     prior = _check_prior(prior)
     seq = check_inputs(prior, X)  # (P, A+1, n_in)
-    if quad_order is not None:
-        gaussian._order(quad_order)
+    gaussian.check_quadrature(quad_order, quad_tol)
+    with np.errstate(over="ignore", invalid="ignore"):
+        C = _kernel(prior, seq, quad_order, quad_tol)
+    return check_finite(prior, "kernel", C)
+
+
+def _symmetric_block(act, d, cov, quad_order, quad_tol) -> np.ndarray:
+    """``<phi(u) phi(v)>`` for the equal-step block: upper triangle computed, mirrored (exactly symmetric)."""
+    P = d.shape[0]
+    iu, ju = np.triu_indices(P)
+    vals = gaussian.pair(act, d[iu], d[ju], cov[iu, ju], quad_order, quad_tol)
+    blk = np.empty((P, P))
+    blk[iu, ju] = vals
+    blk[ju, iu] = vals
+    return blk
+
+
+def _kernel(prior: Prior, seq: np.ndarray, quad_order, quad_tol) -> np.ndarray:
     P, _, n_in = seq.shape
     A = prior.depth
     g2 = prior.g2_layers
     s2 = prior.sigma2_layers
-    act = prior.activation
+    act = prior.act
     rnn = prior.is_rnn
     C = np.zeros((A + 2, A + 2, P, P))
     # input term: g_0^2 / n_in x^(a).x^(b)   -> (A+1, A+1, P, P)
@@ -77,21 +153,26 @@ def kernel(prior: Prior, X, quad_order: int | None = None) -> np.ndarray:
     diag[0] = np.diagonal(C[0, 0])
     for a in range(1, A + 1):
         if rnn:
-            # row a, columns b = 1..a, vectorised over (b, alpha, beta)
-            cuu = diag[a - 1][None, :, None]  # (1, P, 1)
-            cvv = diag[:a][:, None, :]  # (a, 1, P)   steps b-1 = 0..a-1
-            cuv = C[a - 1, :a]  # (a, P, P)
-            vals = g2[a] * gaussian.pair(act, cuu, cvv, cuv, quad_order)  # (a, P, P)
-            # quadrature is not exactly symmetric under u <-> v: symmetrise the equal-time block
-            vals[-1] = 0.5 * (vals[-1] + vals[-1].T)
+            # row a, columns b = 1..a-1 vectorised over (b, alpha, beta); the equal-time
+            # block b = a is symmetric and computed on one triangle
+            vals = np.empty((a, P, P))
+            if a > 1:
+                cuu = diag[a - 1][None, :, None]  # (1, P, 1)
+                cvv = diag[: a - 1][:, None, :]  # (a-1, 1, P)   steps b-1 = 0..a-2
+                cuv = C[a - 1, : a - 1]  # (a-1, P, P)
+                vals[:-1] = gaussian.pair(act, cuu, cvv, cuv, quad_order, quad_tol)
+            vals[-1] = _symmetric_block(act, diag[a - 1], C[a - 1, a - 1], quad_order, quad_tol)
+            vals *= g2[a]
             C[a, 1 : a + 1] += vals
             C[1:a, a] += vals[:-1].transpose(0, 2, 1)
         else:
-            d = diag[a - 1]
-            blk = gaussian.pair(act, d[:, None], d[None, :], C[a - 1, a - 1], quad_order)
-            C[a, a] += g2[a] * 0.5 * (blk + blk.T)
+            C[a, a] += g2[a] * _symmetric_block(act, diag[a - 1], C[a - 1, a - 1], quad_order, quad_tol)
         diag[a] = np.diagonal(C[a, a])
-    d = diag[A]
-    blk = gaussian.pair(act, d[:, None], d[None, :], C[A, A], quad_order)
-    C[A + 1, A + 1] = s2[A + 1] + g2[A + 1] * 0.5 * (blk + blk.T)
+        if not np.all(np.isfinite(diag[a])):
+            break  # overflow: the caller reports the first non-finite layer
+    else:
+        C[A + 1, A + 1] = s2[A + 1] + g2[A + 1] * _symmetric_block(act, diag[A], C[A, A], quad_order, quad_tol)
+        return C
+    C[a + 1 :] = np.nan  # layers after the overflow are undefined
+    C[:, a + 1 :] = np.nan
     return C
