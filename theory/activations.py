@@ -154,6 +154,15 @@ class Activation:
         exact = self.d1 if order == 1 else self.d2
         if exact is not None:
             return exact
+        memo = self.__dict__.get("_fd_memo")
+        if memo is None:
+            memo = {}
+            object.__setattr__(self, "_fd_memo", memo)  # one function object per order (quadrature caches key on it)
+        if order not in memo:
+            memo[order] = self._finite_difference(order)
+        return memo[order]
+
+    def _finite_difference(self, order: int) -> Callable[[np.ndarray], np.ndarray]:
         phi, e = self.numpy, FD_STEP
         if order == 1:
             def dphi(x):

@@ -7,11 +7,17 @@ Gauss-Hermite of order N; target < 1 s), best of several repeats.  Every
 repeat starts cold (memoised Hermite coefficients are cleared).  For tanh it
 also prints the largest quadrature error estimate and, with ``--check``, the
 largest deviation from an order-200 Gauss-Hermite reference (slow).
+
+The benchmark runs on one core: unless ``--all-threads`` is given it restarts
+itself with ``OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1`` and
+pinned to one CPU (where the platform allows it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
@@ -41,9 +47,20 @@ def main(argv=None) -> int:
     parser.add_argument("--quad-order", type=int, default=None,
                         help="Gauss-Hermite order for tanh (default: automatic, tolerance 1e-9)")
     parser.add_argument("--check", action="store_true", help="compare tanh with an order-200 Gauss-Hermite reference")
+    parser.add_argument("--all-threads", action="store_true",
+                        help="do not restrict BLAS to one thread and the process to one CPU")
     args = parser.parse_args(argv)
+    if not args.all_threads and os.environ.get("_THEORY_BENCH_ONE_CORE") != "1":
+        env = dict(os.environ, _THEORY_BENCH_ONE_CORE="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1")
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        args_list = list(sys.argv[1:] if argv is None else argv)
+        os.execve(sys.executable, [sys.executable, "-m", "theory.bench", *args_list], env)
     X = np.random.default_rng(0).standard_normal((args.patterns, 4))
-    print(f"theory.kernel benchmark: RNN, A = {args.depth}, P = {args.patterns}, n_in = 4, best of {args.repeats}")
+    where = "all threads" if args.all_threads else "one core, BLAS single-threaded"
+    print(f"theory.kernel benchmark: RNN, A = {args.depth}, P = {args.patterns}, n_in = 4, best of {args.repeats} "
+          f"({where})")
     for act, target, order in (("relu", 0.05, None), ("tanh", 1.0, args.quad_order)):
         prior = Prior("rnn", args.depth, act, 1.6, 0.2, 1.6)
         kernel(prior, X, order)  # warm-up (imports, Hermite grid cache)

@@ -90,10 +90,10 @@ DEFAULT_QUAD_ORDER = 40
 _CHUNK_EVALS = 2_000_000
 
 _STEPS = (0.4, 0.3, 0.2, 0.15, 0.1, 0.075, 0.05, 0.035, 0.025)
+_COEF_STEPS = tuple(t for t in _STEPS if t <= 0.2)  # the Hermite functions up to k = 128 need step <= 0.2
 _L0 = 7.5
 _L_MAX = 40.0
-_MEHLER_RHO = 0.5
-_MEHLER_K = 32
+_MEHLER_K = 128
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
@@ -359,6 +359,26 @@ def _trap_2d(f, g, su, slope, resid, tol: float, name: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- Mehler
+@lru_cache(maxsize=32)
+def _hermite_functions(step: float, L: float, K: int):
+    """Trapezoid nodes ``z`` (step ``step``, ``|z| <= L``, count ``4j+1``), ``exp(-z^2/4)`` and
+    the Hermite functions ``psi_k(z) = He_k(z)/sqrt(k!) exp(-z^2/4)``, ``k = 0..K`` (shape (K+1, n)),
+    by the stable normalised recurrence."""
+    n = 4 * int(math.ceil(L / step / 4.0))
+    z = step * np.arange(-n, n + 1, dtype=float)
+    g4 = np.exp(-0.25 * z * z)
+    psi = np.empty((K + 1, z.size))
+    psi[0] = g4
+    if K >= 1:
+        psi[1] = z * g4
+    for k in range(1, K):
+        psi[k + 1] = (z * psi[k] - math.sqrt(k) * psi[k - 1]) / math.sqrt(k + 1)
+    psiT, psi2T, psi4T = (np.ascontiguousarray(psi[:, ::j].T) for j in (1, 2, 4))
+    for arr in (z, g4, psiT, psi2T, psi4T):
+        arr.setflags(write=False)
+    return z, g4, psiT, psi2T, psi4T
+
+
 _COEF_CACHE: dict = {}
 _COEF_CACHE_MAX = 20000
 
@@ -389,8 +409,8 @@ def _hermite_coefficients(f: Callable, s: np.ndarray, K: int, tol: float, name: 
         for v, ai, ei, ri in zip(missing.tolist(), a, e, rel):
             table[v] = (ai, ei, ri)
     rows = [table[v] for v in s.tolist()]
-    _record(np.array([r[2] for r in rows]), math.inf, 0, tol)
-    return np.array([r[0] for r in rows]).reshape(len(rows), K + 1), np.array([r[1] for r in rows], dtype=float)
+    return (np.array([r[0] for r in rows]).reshape(len(rows), K + 1), np.array([r[1] for r in rows], dtype=float),
+            np.array([r[2] for r in rows], dtype=float))
 
 
 def _hermite_coefficients_uncached(f: Callable, s: np.ndarray, K: int, tol: float, name: str):
@@ -409,33 +429,24 @@ def _hermite_coefficients_uncached(f: Callable, s: np.ndarray, K: int, tol: floa
     rel_all = np.zeros(m)
     last = _STEPS[0]
     nodes = 0
-    for step in _STEPS:
+    for step in _COEF_STEPS:
         if todo.size == 0:
             break
         last = step
-        n = 4 * int(math.ceil(Lk / step / 4.0))
-        z = step * np.arange(-n, n + 1, dtype=float)
+        z, g4, psiT, psi2T, psi4T = _hermite_functions(step, Lk, K)
         nodes = max(nodes, z.size)
-        g4 = np.exp(-0.25 * z * z)  # Hermite functions: He_k(z)/sqrt(k!) * exp(-z^2/4) stay bounded
-        # psi_k(z) = He_k(z)/sqrt(k!) exp(-z^2/4) by the stable normalised recurrence
-        psi = np.empty((K + 1, z.size))
-        psi[0] = g4
-        if K >= 1:
-            psi[1] = z * g4
-        for k in range(1, K):
-            psi[k + 1] = (z * psi[k] - math.sqrt(k) * psi[k - 1]) / math.sqrt(k + 1)
         wz = step * g4 / _SQRT_2PI  # remaining half of the Gaussian weight
         fv = f(s[todo, None] * z[None, :])  # (t, n)
         fz = fv * wz
-        A1 = fz @ psi.T
-        A2 = 2.0 * fz[:, ::2] @ psi[:, ::2].T
-        A4 = 4.0 * fz[:, ::4] @ psi[:, ::4].T
+        A1 = fz @ psiT
+        A2 = 2.0 * (np.ascontiguousarray(fz[:, ::2]) @ psi2T)
+        A4 = 4.0 * (np.ascontiguousarray(fz[:, ::4]) @ psi4T)
         fz2 = fv * fv * (step * g4 * g4 / _SQRT_2PI)
         E1, E2, E4 = fz2.sum(axis=1), 2.0 * fz2[:, ::2].sum(axis=1), 4.0 * fz2[:, ::4].sum(axis=1)
         scale = np.sqrt(np.maximum(E1, np.finfo(float).tiny))
-        errA = _estimate(A1, A2, A4).max(axis=1)
+        errA = np.sqrt((_estimate(A1, A2, A4) ** 2).sum(axis=1))  # 2-norm over k (Cauchy-Schwarz below)
         errE = _estimate(E1, E2, E4)
-        rel = np.maximum(errA / scale, errE / scale**2)
+        rel = errA / scale + errE / scale**2
         ok = rel <= 0.25 * tol
         a[todo] = A1
         energy[todo] = E1
@@ -449,20 +460,31 @@ def _hermite_coefficients_uncached(f: Callable, s: np.ndarray, K: int, tol: floa
 
 
 def _mehler(f, g, su, sv, rho, tol, name):
-    """``E[f(u) g(v)]`` by Mehler's expansion; returns values and the truncation bound relative to the scale."""
+    """``E[f(u) g(v)]`` by Mehler's expansion with ``K = 128`` terms.
+
+    Returns
+    -------
+    val : ndarray of float64, shape (m,)
+    bound : ndarray of float64, shape (m,)
+        Error bound relative to ``sqrt(E f(u)^2 E g(v)^2)``: truncation
+        ``|rho|^(K+1) sqrt(R_f R_g)`` (Parseval) plus the coefficient error
+        (``||da||_2 ||b||_2 + ||a||_2 ||db||_2``, Cauchy-Schwarz, each term at
+        most ``tol/4`` by construction of the coefficients).
+    """
     K = _MEHLER_K
     m = su.shape[0]
     if g is f:  # one set of coefficients for all distinct standard deviations
         allv, inv = np.unique(np.concatenate([su, sv]), return_inverse=True)
-        coef, energy = _hermite_coefficients(f, allv, K, tol, name)
+        coef, energy, crel = _hermite_coefficients(f, allv, K, tol, name)
         iu, iv = inv.ravel()[:m], inv.ravel()[m:]
-        A, B, Eu, Ev = coef[iu], coef[iv], energy[iu], energy[iv]
+        A, B, Eu, Ev, Cu, Cv = coef[iu], coef[iv], energy[iu], energy[iv], crel[iu], crel[iv]
     else:
         us, iu = np.unique(su, return_inverse=True)
         vs, iv = np.unique(sv, return_inverse=True)
-        cu, eu = _hermite_coefficients(f, us, K, tol, name)
-        cv, ev = _hermite_coefficients(g, vs, K, tol, name)
-        A, B, Eu, Ev = cu[iu.ravel()], cv[iv.ravel()], eu[iu.ravel()], ev[iv.ravel()]
+        cu, eu, ru = _hermite_coefficients(f, us, K, tol, name)
+        cv, ev, rv = _hermite_coefficients(g, vs, K, tol, name)
+        iu, iv = iu.ravel(), iv.ravel()
+        A, B, Eu, Ev, Cu, Cv = cu[iu], cv[iv], eu[iu], ev[iv], ru[iu], rv[iv]
     AB = A * B
     val = AB[:, K].copy()
     for k in range(K - 1, -1, -1):  # Horner in rho
@@ -471,9 +493,8 @@ def _mehler(f, g, su, sv, rho, tol, name):
     Ru = np.maximum(Eu - (A * A).sum(axis=1), 0.0)
     Rv = np.maximum(Ev - (B * B).sum(axis=1), 0.0)
     scale = np.sqrt(np.maximum(Eu * Ev, np.finfo(float).tiny))
-    bound = np.abs(rho) ** (K + 1) * np.sqrt(Ru * Rv) / scale
-    _record(bound, math.inf, 0, tol)
-    return val
+    bound = np.abs(rho) ** (K + 1) * np.sqrt(Ru * Rv) / scale + Cu + Cv
+    return val, bound
 
 
 # --------------------------------------------------------------- public helpers
@@ -554,17 +575,20 @@ def quad_2d(f: Callable, g: Callable, c_uu, c_vv, c_uv, quad_order=None, quad_to
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where((su > 0) & (sv > 0), slope / np.where(sv > 0, sv, 1.0), 0.0)
     degenerate = (resid == 0) | (su == 0)
-    mehler = ~degenerate & (np.abs(rho) <= _MEHLER_RHO)
-    full = ~degenerate & ~mehler
     if np.any(degenerate):
         # v = slope z1 exactly (or u = 0): a 1-D integral
         i = np.flatnonzero(degenerate)
         # su == 0: u = 0 and v = resid z (slope is 0); resid == 0: v = slope z1
         s_v = np.where(su[i] == 0, resid[i], slope[i])
         out[i] = _degenerate(f, g, su[i], s_v, tol)
-    if np.any(mehler):
-        i = np.flatnonzero(mehler)
-        out[i] = _mehler(f, g, su[i], sv[i], rho[i], tol, "quad_2d")
+    full = np.zeros(out.shape, bool)
+    if not np.all(degenerate):
+        i = np.flatnonzero(~degenerate)
+        val, bound = _mehler(f, g, su[i], sv[i], rho[i], tol, "quad_2d")
+        ok = bound <= tol
+        out[i[ok]] = val[ok]
+        _record(bound[ok], math.inf, 0, tol)
+        full[i[~ok]] = True
     if np.any(full):
         i = np.flatnonzero(full)
         out[i] = _trap_2d(f, g, su[i], slope[i], resid[i], tol, "quad_2d")

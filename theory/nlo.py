@@ -42,7 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import gaussian
-from .kernel import _check_prior, kernel
+from .gaussian import DEFAULT_QUAD_TOL
+from .kernel import _check_prior, check_finite, kernel
 from .prior import Prior
 
 
@@ -63,7 +64,8 @@ def _check_width(width) -> float:
     return float(width)
 
 
-def single_input_kernel(prior: Prior, x, quad_order: int | None = None) -> np.ndarray:
+def single_input_kernel(prior: Prior, x, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> np.ndarray:
     """Mean-field ``C^(a,b)`` for one input at ``a = 0``.
 
     Returns
@@ -72,23 +74,25 @@ def single_input_kernel(prior: Prior, x, quad_order: int | None = None) -> np.nd
     """
     prior = _check_prior(prior)
     x = _check_single_input(prior, x)
-    return kernel(prior, x[None, :], quad_order)[:, :, 0, 0]
+    return kernel(prior, x[None, :], quad_order, quad_tol)[:, :, 0, 0]
 
 
-def propagation_factors(prior: Prior, x, quad_order: int | None = None) -> np.ndarray:
+def propagation_factors(prior: Prior, x, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> np.ndarray:
     """``F_k = g_{k+1}^2 d<phi^2>/dc`` at ``C^(k,k)``, ``k = 0..A`` (``F_A`` uses g_out).
 
     Returns
     -------
     ndarray of float64, shape (A+1,)
     """
-    C = single_input_kernel(prior, x, quad_order)
+    C = single_input_kernel(prior, x, quad_order, quad_tol)
     A = prior.depth
     c = np.diagonal(C)[: A + 1]
-    return prior.g2_layers[1:] * gaussian.d_second_moment(prior.activation, c, quad_order)
+    return prior.g2_layers[1:] * gaussian.d_second_moment(prior.act, c, quad_order, quad_tol)
 
 
-def source_matrix(prior: Prior, x, quad_order: int | None = None) -> np.ndarray:
+def source_matrix(prior: Prior, x, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> np.ndarray:
     """Source ``G[a'-1, c'-1]`` for ``a', c' = 1..A+1`` (see module docstring).
 
     Returns
@@ -97,19 +101,20 @@ def source_matrix(prior: Prior, x, quad_order: int | None = None) -> np.ndarray:
         For the DNN ``G_{a-1} = g_a^4 Var[phi(h)^2]`` on the diagonal; for the
         RNN the cross-time terms of Eq. 68 (ReLU: Eq. 69 closed form).
     """
-    C = single_input_kernel(prior, x, quad_order)
+    C = single_input_kernel(prior, x, quad_order, quad_tol)
     A = prior.depth
     h = C[: A + 1, : A + 1]  # hidden steps 0..A
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = _source(prior, C, h, quad_order, quad_tol)
+    return check_finite(prior, "source_matrix", G)
+
+
+def _source(prior, C, h, quad_order, quad_tol):
+    A = prior.depth
     d = np.diagonal(h)
-    act = prior.activation
-    four = gaussian.fourth_moment_pair(act, d[:, None], d[None, :], h, quad_order)
-    if isinstance(act, str) and act in ("relu", "linear"):
-        m2 = gaussian.second_moment(act, d)
-    else:
-        # same quadrature rule as the four-point function, so that the connected
-        # part vanishes to rounding where (u, v) are uncorrelated
-        phi = prior.phi
-        m2 = gaussian.quad_1d(lambda h: phi(h) ** 2, d, quad_order)
+    act = prior.act
+    four = gaussian.fourth_moment_pair(act, d[:, None], d[None, :], h, quad_order, quad_tol)
+    m2 = gaussian.second_moment(act, d, quad_order, quad_tol)
     cov = four - m2[:, None] * m2[None, :]
     if prior.arch == "dnn" and prior.bias == "uncorrelated":
         cov = np.diag(np.diagonal(cov))  # independent layers: exactly zero off-diagonal
@@ -128,7 +133,8 @@ def _transfer(F: np.ndarray) -> np.ndarray:
     return T
 
 
-def input_propagation(prior: Prior, x, quad_order: int | None = None) -> np.ndarray:
+def input_propagation(prior: Prior, x, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> np.ndarray:
     """Propagation of an input-kernel perturbation (Eq. 42): ``prod_{k=0}^{a-1} F_k``.
 
     Parameters
@@ -142,11 +148,14 @@ def input_propagation(prior: Prior, x, quad_order: int | None = None) -> np.ndar
     ndarray of float64, shape (A+2,)
         ``dC^(a,a) / dC^(0,0)``; entry 0 is 1, entry ``A+1`` the readout.
     """
-    F = propagation_factors(prior, x, quad_order)
-    return np.concatenate([[1.0], np.cumprod(F)])
+    F = propagation_factors(prior, x, quad_order, quad_tol)
+    with np.errstate(over="ignore", invalid="ignore"):
+        prop = np.concatenate([[1.0], np.cumprod(F)])
+    return check_finite(prior, "input_propagation", prop)
 
 
-def response(prior: Prior, x, width, quad_order: int | None = None) -> np.ndarray:
+def response(prior: Prior, x, width, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> np.ndarray:
     """Response function ``A12^{(a,a),(e,e)}`` (Eqs. 41, 63).
 
     ``R[a, e] = prod_{k=e}^{a-1} F_k / (nu_{e-1} n)`` for ``1 <= e <= a``, zero for
@@ -165,16 +174,19 @@ def response(prior: Prior, x, width, quad_order: int | None = None) -> np.ndarra
     ndarray of float64, shape (A+2, A+2)
     """
     n = _check_width(width)
-    F = propagation_factors(prior, x, quad_order)
-    T = _transfer(F)
+    F = propagation_factors(prior, x, quad_order, quad_tol)
+    with np.errstate(over="ignore", invalid="ignore"):
+        T = _transfer(F)
+    T = check_finite(prior, "response", T)
     nu = prior.nu_layers
     R = T.copy()
     R[:, 1:] /= nu[None, :] * n
-    R[:, 0] = input_propagation(prior, x, quad_order) / n
+    R[:, 0] = input_propagation(prior, x, quad_order, quad_tol) / n
     return R
 
 
-def nlo_covariance(prior: Prior, x, width, quad_order: int | None = None) -> np.ndarray:
+def nlo_covariance(prior: Prior, x, width, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> np.ndarray:
     """``Cov[Caux^(a,a), Caux^(b,b)]`` at O(1/n) across weight realizations.
 
     Parameters
@@ -193,16 +205,20 @@ def nlo_covariance(prior: Prior, x, width, quad_order: int | None = None) -> np.
     """
     prior = _check_prior(prior)
     n = _check_width(width)
-    F = propagation_factors(prior, x, quad_order)
-    G = source_matrix(prior, x, quad_order)
-    T = _transfer(F)[:, 1:]  # (A+2, A+1) columns a' = 1..A+1
+    F = propagation_factors(prior, x, quad_order, quad_tol)
+    G = source_matrix(prior, x, quad_order, quad_tol)
+    with np.errstate(over="ignore", invalid="ignore"):
+        T = _transfer(F)[:, 1:]  # (A+2, A+1) columns a' = 1..A+1
     ninv = 1.0 / np.sqrt(prior.nu_layers * n)  # 1/sqrt(n_{a'-1})
-    S = G * ninv[:, None] * ninv[None, :]
-    cov = T @ S @ T.T
-    return 0.5 * (cov + cov.T)
+    with np.errstate(over="ignore", invalid="ignore"):
+        S = G * ninv[:, None] * ninv[None, :]
+        cov = T @ S @ T.T
+        cov = 0.5 * (cov + cov.T)
+    return check_finite(prior, "nlo_covariance", cov)
 
 
-def nlo_variance(prior: Prior, x, width, quad_order: int | None = None) -> np.ndarray:
+def nlo_variance(prior: Prior, x, width, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> np.ndarray:
     """``Var[Caux^(a,a)]`` at O(1/n) (Eqs. 44, 65, 68), ``a = 0..A+1``.
 
     Parameters
@@ -217,14 +233,15 @@ def nlo_variance(prior: Prior, x, width, quad_order: int | None = None) -> np.nd
     ndarray of float64, shape (A+2,)
         Entry 0 is 0, entry ``A+1`` the readout.
     """
-    return np.diagonal(nlo_covariance(prior, x, width, quad_order)).copy()
+    return np.diagonal(nlo_covariance(prior, x, width, quad_order, quad_tol)).copy()
 
 
-def output_fourth_cumulant(prior: Prior, x, width, quad_order: int | None = None) -> float:
+def output_fourth_cumulant(prior: Prior, x, width, quad_order: int | None = None,
+        quad_tol: float = DEFAULT_QUAD_TOL) -> float:
     """Fourth cumulant of a scalar output, ``3 Var[Caux^(A+1,A+1)]`` at O(1/n).
 
     Returns
     -------
     float
     """
-    return float(3.0 * nlo_variance(prior, x, width, quad_order)[-1])
+    return float(3.0 * nlo_variance(prior, x, width, quad_order, quad_tol)[-1])

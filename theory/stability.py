@@ -29,7 +29,8 @@ import math
 import numpy as np
 
 from . import gaussian
-from .prior import activation_function, check_nonneg_scalar
+from .gaussian import DEFAULT_QUAD_TOL
+from .prior import check_nonneg_scalar, get_activation
 
 _Q_DIVERGED = 1e10
 
@@ -43,20 +44,17 @@ def _check_grid(name: str, values) -> np.ndarray:
     return arr
 
 
-def _fixed_points(activation, g2, s2, quad_order=None, maxiter: int = 400) -> np.ndarray:
+def _fixed_points(act, g2, s2, quad_order=None, quad_tol=DEFAULT_QUAD_TOL, maxiter: int = 400) -> np.ndarray:
     """Vectorised stable diagonal fixed point; NaN where none exists."""
     g2, s2 = np.broadcast_arrays(np.asarray(g2, dtype=float), np.asarray(s2, dtype=float))
-    if activation == "relu":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(g2 < 2.0, s2 / (1.0 - 0.5 * g2), np.nan)
-    if activation == "linear":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(g2 < 1.0, s2 / (1.0 - g2), np.nan)
+    if act.closed is not None and act.closed.fixed_point is not None:
+        return np.asarray(act.closed.fixed_point(g2, s2), dtype=float)
+    activation = act
     q = np.ones(g2.shape)
     done = np.zeros(g2.shape, bool)
     for _ in range(maxiter):
-        Tq = s2 + g2 * gaussian.second_moment(activation, q, quad_order)
-        dT = g2 * gaussian.d_second_moment(activation, q, quad_order)
+        Tq = s2 + g2 * gaussian.second_moment(activation, q, quad_order, quad_tol)
+        dT = g2 * gaussian.d_second_moment(activation, q, quad_order, quad_tol)
         resid = Tq - q
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = q - resid / (dT - 1.0)
@@ -71,7 +69,8 @@ def _fixed_points(activation, g2, s2, quad_order=None, maxiter: int = 400) -> np
     return np.where(done & (q <= _Q_DIVERGED), q, np.nan)
 
 
-def _correlation_fixed_point(activation, g2, s2, q, chi1, quad_order=None, iters: int = 60) -> np.ndarray:
+def _correlation_fixed_point(activation, g2, s2, q, chi1, quad_order=None, quad_tol=DEFAULT_QUAD_TOL,
+                             iters: int = 60) -> np.ndarray:
     """Stable fixed point ``q12*`` of the covariance map at variance ``q*`` (vectorised)."""
     q12 = q.copy()  # ordered phase: c* = 1
     chaotic = np.isfinite(q) & (chi1 > 1.0) & (q > 0)
@@ -82,14 +81,18 @@ def _correlation_fixed_point(activation, g2, s2, q, chi1, quad_order=None, iters
     hi = qq.copy()  # f just below q* < 0
     x = 0.5 * qq
     for _ in range(iters):
-        f = s + g * gaussian.pair(activation, qq, qq, x, quad_order) - x
-        df = g * gaussian.derivative_pair(activation, qq, qq, x, quad_order) - 1.0
+        f = s + g * gaussian.pair(activation, qq, qq, x, quad_order, quad_tol) - x
+        df = g * gaussian.derivative_pair(activation, qq, qq, x, quad_order, quad_tol) - 1.0
         lo = np.where(f >= 0, x, lo)
         hi = np.where(f < 0, x, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = x - f / df
         ok = np.isfinite(newton) & (newton > lo) & (newton < hi)
-        x = np.where(ok, newton, 0.5 * (lo + hi))
+        x_new = np.where(ok, newton, 0.5 * (lo + hi))
+        settled = np.all(np.abs(x_new - x) <= 1e-14 * qq)
+        x = x_new
+        if settled:
+            break
     q12[chaotic] = x
     return q12
 
@@ -100,7 +103,8 @@ def _neg_inv_log(x: np.ndarray) -> np.ndarray:
         return np.where((x > 0) & (x < 1.0), -1.0 / np.log(np.where(x > 0, x, 0.5)), np.where(x <= 0, 0.0, np.nan))
 
 
-def fixed_point(activation, g2: float, sigma2: float, quad_order: int | None = None) -> float:
+def fixed_point(activation, g2: float, sigma2: float, quad_order: int | None = None,
+                quad_tol: float = DEFAULT_QUAD_TOL) -> float:
     """Stable fixed point ``q*`` of the diagonal recursion ``q -> sigma2 + g2 <phi^2>_q``.
 
     Parameters
@@ -122,19 +126,19 @@ def fixed_point(activation, g2: float, sigma2: float, quad_order: int | None = N
         iteration for callables); negative or non-finite ``g2``/``sigma2``;
         unknown activation.
     """
-    activation_function(activation)
+    act = get_activation(activation)
     g2 = check_nonneg_scalar("g2", g2)
     sigma2 = check_nonneg_scalar("sigma2", sigma2)
-    q = float(_fixed_points(activation, g2, sigma2, quad_order))
+    gaussian.check_quadrature(quad_order, quad_tol)
+    q = float(_fixed_points(act, g2, sigma2, quad_order, quad_tol))
     if not np.isfinite(q):
-        bound = {"relu": " (ReLU needs g2 < 2)", "linear": " (linear needs g2 < 1)"}.get(
-            activation if isinstance(activation, str) else "", ""
-        )
+        bound = f" ({act.closed.stable_range})" if act.closed is not None and act.closed.stable_range else ""
         raise ValueError(f"g2: {g2} is beyond the stable range, the variance grows without bound and no fixed point exists{bound}")
     return q
 
 
-def chi1(activation, g2: float, sigma2: float, quad_order: int | None = None) -> float:
+def chi1(activation, g2: float, sigma2: float, quad_order: int | None = None,
+         quad_tol: float = DEFAULT_QUAD_TOL) -> float:
     """``chi_1 = g^2 <phi'(h)^2>`` at the fixed point ``q*``.
 
     Raises
@@ -142,11 +146,12 @@ def chi1(activation, g2: float, sigma2: float, quad_order: int | None = None) ->
     ValueError
         As :func:`fixed_point`.
     """
-    q = fixed_point(activation, g2, sigma2, quad_order)
-    return float(g2 * gaussian.derivative_pair(activation, q, q, q, quad_order))
+    q = fixed_point(activation, g2, sigma2, quad_order, quad_tol)
+    return float(g2 * gaussian.derivative_pair(activation, q, q, q, quad_order, quad_tol))
 
 
-def depth_scale(activation, g2: float, sigma2: float, quad_order: int | None = None) -> float:
+def depth_scale(activation, g2: float, sigma2: float, quad_order: int | None = None,
+                quad_tol: float = DEFAULT_QUAD_TOL) -> float:
     """Depth scale ``tau = -1/ln F`` with ``F = g^2 d<phi^2>/dc`` at ``q*``.
 
     This is the paper's ``tau`` (ReLU: ``(ln 2 - 2 ln g)^-1``).  Returns
@@ -157,14 +162,15 @@ def depth_scale(activation, g2: float, sigma2: float, quad_order: int | None = N
     ValueError
         As :func:`fixed_point`.
     """
-    q = fixed_point(activation, g2, sigma2, quad_order)
-    F = float(g2 * gaussian.d_second_moment(activation, q, quad_order))
+    q = fixed_point(activation, g2, sigma2, quad_order, quad_tol)
+    F = float(g2 * gaussian.d_second_moment(activation, q, quad_order, quad_tol))
     if F <= 0:
         return 0.0
     return math.inf if F >= 1.0 else -1.0 / math.log(F)
 
 
-def phase_diagram(activation, g2_values, sigma2_values, quad_order: int | None = None) -> dict:
+def phase_diagram(activation, g2_values, sigma2_values, quad_order: int | None = None,
+                  quad_tol: float = DEFAULT_QUAD_TOL) -> dict:
     """Fixed point and depth scales on a ``(g2, sigma2)`` grid.
 
     Parameters
@@ -183,19 +189,20 @@ def phase_diagram(activation, g2_values, sigma2_values, quad_order: int | None =
         scale ``xi_c = -1/ln chi_c``), ``"tau_F"`` (``-1/ln F``).  NaN as
         documented in the module docstring.
     """
-    activation_function(activation)
+    activation = get_activation(activation)
     gv = _check_grid("g2_values", g2_values)
     sv = _check_grid("sigma2_values", sigma2_values)
+    gaussian.check_quadrature(quad_order, quad_tol)
     G2, S2 = np.meshgrid(gv, sv, indexing="ij")
-    q = _fixed_points(activation, G2, S2, quad_order)
+    q = _fixed_points(activation, G2, S2, quad_order, quad_tol)
     valid = np.isfinite(q)
     qs = np.where(valid, q, 1.0)
-    chi = np.where(valid, G2 * gaussian.derivative_pair(activation, qs, qs, qs, quad_order), np.nan)
-    F = np.where(valid, G2 * gaussian.d_second_moment(activation, qs, quad_order), np.nan)
-    q12 = _correlation_fixed_point(activation, G2, S2, q, chi, quad_order)
+    chi = np.where(valid, G2 * gaussian.derivative_pair(activation, qs, qs, qs, quad_order, quad_tol), np.nan)
+    F = np.where(valid, G2 * gaussian.d_second_moment(activation, qs, quad_order, quad_tol), np.nan)
+    q12 = _correlation_fixed_point(activation, G2, S2, q, chi, quad_order, quad_tol)
     q12s = np.where(valid, q12, 1.0)
     chi_c = np.where(
-        valid & (chi > 1.0), G2 * gaussian.derivative_pair(activation, qs, qs, q12s, quad_order), chi
+        valid & (chi > 1.0), G2 * gaussian.derivative_pair(activation, qs, qs, q12s, quad_order, quad_tol), chi
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         c_star = np.where(valid, np.where(qs > 0, q12s / qs, 1.0), np.nan)
