@@ -7,17 +7,25 @@ individual modules for details.
 """
 
 from .prior import Prior, activation_function, check_inputs, register_activation
+from .activations import Activation, get_activation
 from .inputs import make_inputs
 
-__all__ = ["Prior", "activation_function", "check_inputs", "make_inputs", "register_activation"]
+__all__ = ["Prior", "Activation", "activation_function", "get_activation", "check_inputs", "make_inputs",
+           "register_activation"]
 __version__ = "0.1.0"
 
 from .spec import PointSpec, parse_point_spec  # noqa: E402
 
 __all__ += ["PointSpec", "parse_point_spec"]
 
-from .gaussian import DEFAULT_QUAD_ORDER  # noqa: E402
-from .kernel import kernel  # noqa: E402
+from .gaussian import (  # noqa: E402
+    DEFAULT_QUAD_ORDER,
+    DEFAULT_QUAD_TOL,
+    QuadratureDiagnostics,
+    QuadratureWarning,
+    quadrature_diagnostics,
+)
+from .kernel import NonFiniteTheoryError, kernel  # noqa: E402
 from .gp import gp_predict  # noqa: E402
 from .nlo import (  # noqa: E402
     input_propagation,
@@ -30,6 +38,11 @@ from .stability import chi1, depth_scale, fixed_point, phase_diagram  # noqa: E4
 
 __all__ += [
     "DEFAULT_QUAD_ORDER",
+    "DEFAULT_QUAD_TOL",
+    "QuadratureDiagnostics",
+    "QuadratureWarning",
+    "quadrature_diagnostics",
+    "NonFiniteTheoryError",
     "kernel",
     "gp_predict",
     "nlo_variance",

@@ -14,6 +14,11 @@
 
 HDF5 files are written atomically (temporary file in the target directory,
 then ``os.replace``).
+
+Exit status: 0 success; 1 runtime failure (a non-finite theory result, an
+I/O error); 2 bad input (invalid spec, arguments or parameters).  Failures
+print one line ``error: <key>: <what>`` on stderr (argparse usage errors keep
+argparse's own format and also exit 2).
 """
 
 from __future__ import annotations
@@ -73,24 +78,44 @@ def cmd_predict(args) -> int:
     from .nlo import input_propagation, nlo_covariance
     from .spec import parse_point_spec
 
+    from .gaussian import quadrature_diagnostics
+
     spec = parse_point_spec(args.spec)
     prior, X, width = spec.prior, spec.X, spec.width
-    datasets = {"kernel": kernel(prior, X, args.quad_order), "inputs": X}
-    attrs = {"spec_json": spec.canonical_json(), "width": width, "theory_version": __version__}
-    attrs.update(_prior_attrs(prior))
-    if X.ndim == 2:
-        cov = np.stack([nlo_covariance(prior, x, width, args.quad_order) for x in X])
-        var = np.diagonal(cov, axis1=1, axis2=2).copy()
-        datasets["nlo_covariance"] = cov
-        datasets["nlo_variance"] = var
-        datasets["input_propagation"] = np.stack([input_propagation(prior, x, args.quad_order) for x in X])
-        datasets["fourth_cumulant"] = 3.0 * var[:, -1]
-        attrs["nlo_note"] = "each pattern treated as a single input at a = 0"
-    else:
-        attrs["nlo_note"] = "skipped: NLO predictions are defined for single inputs at a = 0, got sequence inputs"
+    q = dict(quad_order=args.quad_order, quad_tol=args.quad_tol)
+    diag_cm = quadrature_diagnostics()
+    diag = diag_cm.__enter__()
+    try:
+        datasets = {"kernel": kernel(prior, X, **q), "inputs": X}
+        attrs = {"spec_json": spec.canonical_json(), "width": width, "theory_version": __version__}
+        attrs.update(_prior_attrs(prior))
+        if X.ndim == 2:
+            cov = np.stack([nlo_covariance(prior, x, width, **q) for x in X])
+            var = np.diagonal(cov, axis1=1, axis2=2).copy()
+            datasets["nlo_covariance"] = cov
+            datasets["nlo_variance"] = var
+            datasets["input_propagation"] = np.stack([input_propagation(prior, x, **q) for x in X])
+            datasets["fourth_cumulant"] = 3.0 * var[:, -1]
+            attrs["nlo_note"] = "each pattern treated as a single input at a = 0"
+        else:
+            attrs["nlo_note"] = "skipped: NLO predictions are defined for single inputs at a = 0, got sequence inputs"
+    finally:
+        diag_cm.__exit__(None, None, None)
+    attrs.update(_quadrature_attrs(diag, args))
     _write_h5_atomic(Path(args.out), datasets, attrs, _DATASET_INFO)
     print(f"wrote {args.out}")
     return 0
+
+
+def _quadrature_attrs(diag, args) -> dict:
+    """Root attributes describing the quadrature (see :mod:`theory.gaussian`)."""
+    if diag.integrals == 0:
+        method = "closed form (no quadrature)"
+    elif args.quad_order is not None:
+        method = f"Gauss-Hermite order {args.quad_order} (no error estimate)"
+    else:
+        method = f"automatic, relative tolerance {args.quad_tol:g}"
+    return {"quadrature": method, "quadrature_max_rel_error": float(diag.max_rel_error) if diag.integrals else 0.0}
 
 
 def _grid(name: str, triple) -> np.ndarray:
@@ -98,9 +123,11 @@ def _grid(name: str, triple) -> np.ndarray:
     try:
         lo, hi, n_int = float(lo), float(hi), int(n)
     except ValueError:
-        raise ValueError(f"{name}: expected MIN MAX N, got {triple}") from None
+        raise ValueError(f"{name}: expected MIN MAX N, got {' '.join(map(str, triple))}") from None
     if n_int < 1 or float(n) != n_int:
         raise ValueError(f"{name}: N must be a positive integer, got {n}")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name}: MIN and MAX must be finite, got {lo} {hi}")
     return np.linspace(lo, hi, n_int)
 
 
@@ -108,9 +135,12 @@ def cmd_phase_diagram(args) -> int:
     from . import __version__
     from .stability import phase_diagram
 
+    from .gaussian import quadrature_diagnostics
+
     g2 = _grid("g2", args.g2)
     s2 = _grid("sigma2", args.sigma2)
-    res = phase_diagram(args.activation, g2, s2, args.quad_order)
+    with quadrature_diagnostics() as diag:
+        res = phase_diagram(args.activation, g2, s2, args.quad_order, args.quad_tol)
     info = {
         "g2": ("weight variance g^2 (meshgrid)", "g2, sigma2"),
         "sigma2": ("bias variance sigma^2 (meshgrid)", "g2, sigma2"),
@@ -123,9 +153,50 @@ def cmd_phase_diagram(args) -> int:
         "tau_F": ("depth scale -1/ln F (paper's tau, xi_q); NaN where diverging or undefined", "g2, sigma2"),
     }
     attrs = {"activation": args.activation, "theory_version": __version__}
+    attrs.update(_quadrature_attrs(diag, args))
     _write_h5_atomic(Path(args.out), res, attrs, info)
     print(f"wrote {args.out}")
     return 0
+
+
+EXIT_CODES = (
+    "exit status: 0 success; 1 runtime failure (e.g. a non-finite theory result in the unstable regime, "
+    "an I/O error); 2 bad input (invalid spec, arguments or parameters). Errors are one line on stderr: "
+    "'error: <key>: <what>'."
+)
+
+QUAD_HELP = (
+    "quadrature for activations without closed form (tanh, custom): automatic to a relative "
+    "tolerance (--quad-tol, default 1e-9) unless --quad-order N forces Gauss-Hermite of order N "
+    "(no error estimate); the achieved estimate is stored in the root attribute quadrature_max_rel_error."
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}") from None
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}")
+    return v
+
+
+def _tolerance(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [1e-14, 1e-2], got {text!r}") from None
+    if not (1e-14 <= v <= 1e-2):
+        raise argparse.ArgumentTypeError(f"expected a number in [1e-14, 1e-2], got {text!r}")
+    return v
+
+
+def _quad_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quad-order", type=_positive_int, default=None, metavar="N",
+                   help="force Gauss-Hermite quadrature of order N (default: automatic with error control)")
+    p.add_argument("--quad-tol", type=_tolerance, default=1e-9, metavar="TOL",
+                   help="relative tolerance of the automatic quadrature (default 1e-9)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m theory",
         description="Mean-field theory of deep (DNN) and recurrent (RNN) networks: kernels, 1/n "
         "fluctuations and depth scales (Segadlo et al. 2022).",
+        epilog=EXIT_CODES,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
@@ -141,37 +213,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="kernel and 1/n predictions for a point spec",
         description="Write the mean-field kernel and NLO predictions of one point spec to HDF5. "
         "Datasets: kernel (A+2,A+2,P,P), nlo_variance (P,A+2), nlo_covariance (P,A+2,A+2), "
-        "input_propagation (P,A+2), fourth_cumulant (P,), inputs; NLO datasets are skipped for sequence inputs.",
+        "input_propagation (P,A+2), fourth_cumulant (P,), inputs; NLO datasets are skipped for sequence inputs. "
+        "A kernel or NLO result that is not finite (overflow in the unstable regime) is an error naming the "
+        "parameter point and the first non-finite layer (exit status 1); no file is written. " + QUAD_HELP,
+        epilog=EXIT_CODES,
     )
     p.add_argument("--spec", required=True, help="point spec JSON file (see theory.spec)")
     p.add_argument("--out", required=True, help="output HDF5 file (written atomically)")
-    p.add_argument("--quad-order", type=int, default=None, help="Gauss-Hermite order (default 40)")
+    _quad_args(p)
     p.set_defaults(func=cmd_predict)
     d = sub.add_parser(
         "phase-diagram",
         help="fixed point and depth scales on a (g2, sigma2) grid",
         description="Datasets q_star, chi1, F, c_star, chi_c, tau (correlation depth scale), tau_F "
-        "(-1/ln F), each of shape (N_g2, N_sigma2).",
+        "(-1/ln F), each of shape (N_g2, N_sigma2). " + QUAD_HELP,
+        epilog=EXIT_CODES,
     )
     d.add_argument("--activation", required=True,
                    help="relu, erf, linear, tanh, or an import path 'module:function' of a vectorised function")
     d.add_argument("--g2", nargs=3, required=True, metavar=("MIN", "MAX", "N"), help="g^2 grid (linspace)")
     d.add_argument("--sigma2", nargs=3, required=True, metavar=("MIN", "MAX", "N"), help="sigma^2 grid (linspace)")
     d.add_argument("--out", required=True, help="output HDF5 file (written atomically)")
-    d.add_argument("--quad-order", type=int, default=None, help="Gauss-Hermite order (default 40)")
+    _quad_args(d)
     d.set_defaults(func=cmd_phase_diagram)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def main(argv=None) -> int:
-    """Entry point; returns the exit status (2 with a message on bad input)."""
+    """Entry point; returns the exit status.
+
+    0 success; 1 runtime failure (:class:`theory.kernel.NonFiniteTheoryError`,
+    ``OSError``); 2 bad input (``ValueError``; argparse errors also exit 2).
+    The message is one line ``error: <key>: <what>`` on stderr.
+    """
+    from .kernel import NonFiniteTheoryError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except NonFiniteTheoryError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        key = "out" if getattr(exc, "filename", None) is not None else "io"
+        print(f"error: {key}: {_one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

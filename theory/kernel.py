@@ -32,7 +32,7 @@ def _point_text(prior: Prior) -> str:
             f"g2={fmt(prior.g2)}, sigma2={fmt(prior.sigma2)}, g2_in={fmt(prior.g2_in)}, bias={prior.bias}")
 
 
-def check_finite(prior: Prior, what: str, values, layer_axis: int = 0) -> np.ndarray:
+def check_finite(prior: Prior, what: str, values, layer_axis: int = 0, square: bool = False) -> np.ndarray:
     """Raise :class:`NonFiniteTheoryError` if ``values`` has a non-finite entry.
 
     Parameters
@@ -44,6 +44,10 @@ def check_finite(prior: Prior, what: str, values, layer_axis: int = 0) -> np.nda
     values : ndarray of float64
         The result; axis ``layer_axis`` is the layer / time step ``a``.
     layer_axis : int, optional
+    square : bool, optional
+        ``values`` is indexed ``[a, b, ...]`` by two layers; layer ``a`` is
+        non-finite if an entry ``[a, b]`` or ``[b, a]`` with ``b <= a`` is
+        (so that the first layer reached by the recursion is named).
 
     Returns
     -------
@@ -53,7 +57,13 @@ def check_finite(prior: Prior, what: str, values, layer_axis: int = 0) -> np.nda
     values = np.asarray(values)
     bad = ~np.isfinite(values)
     if np.any(bad):
-        per_layer = np.moveaxis(bad, layer_axis, 0).reshape(values.shape[layer_axis], -1).any(axis=1)
+        if square:
+            n = values.shape[0]
+            bb = bad.reshape(n, n, -1).any(axis=2)
+            tri = np.tril(np.ones((n, n), bool))
+            per_layer = (bb & tri).any(axis=1) | (bb.T & tri).any(axis=1)
+        else:
+            per_layer = np.moveaxis(bad, layer_axis, 0).reshape(values.shape[layer_axis], -1).any(axis=1)
         a = int(np.argmax(per_layer))
         label = "readout a = A+1" if a == prior.depth + 1 else f"layer a = {a}"
         finite = np.abs(values[np.isfinite(values)])
@@ -114,7 +124,7 @@ def kernel(prior: Prior, X, quad_order: int | None = None, quad_tol: float = gau
     gaussian.check_quadrature(quad_order, quad_tol)
     with np.errstate(over="ignore", invalid="ignore"):
         C = _kernel(prior, seq, quad_order, quad_tol)
-    return check_finite(prior, "kernel", C)
+    return check_finite(prior, "kernel", C, square=True)
 
 
 def _symmetric_block(act, d, cov, quad_order, quad_tol) -> np.ndarray:

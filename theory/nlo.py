@@ -106,7 +106,7 @@ def source_matrix(prior: Prior, x, quad_order: int | None = None,
     h = C[: A + 1, : A + 1]  # hidden steps 0..A
     with np.errstate(over="ignore", invalid="ignore"):
         G = _source(prior, C, h, quad_order, quad_tol)
-    return check_finite(prior, "source_matrix", G)
+    return check_finite(prior, "source_matrix", G, square=True)
 
 
 def _source(prior, C, h, quad_order, quad_tol):
@@ -177,7 +177,7 @@ def response(prior: Prior, x, width, quad_order: int | None = None,
     F = propagation_factors(prior, x, quad_order, quad_tol)
     with np.errstate(over="ignore", invalid="ignore"):
         T = _transfer(F)
-    T = check_finite(prior, "response", T)
+    T = check_finite(prior, "response", T, square=True)
     nu = prior.nu_layers
     R = T.copy()
     R[:, 1:] /= nu[None, :] * n
@@ -214,7 +214,7 @@ def nlo_covariance(prior: Prior, x, width, quad_order: int | None = None,
         S = G * ninv[:, None] * ninv[None, :]
         cov = T @ S @ T.T
         cov = 0.5 * (cov + cov.T)
-    return check_finite(prior, "nlo_covariance", cov)
+    return check_finite(prior, "nlo_covariance", cov, square=True)
 
 
 def nlo_variance(prior: Prior, x, width, quad_order: int | None = None,
