@@ -110,3 +110,54 @@ def test_cli_phase_diagram_and_errors(tmp_path, capsys):
 def test_cli_help_runs():
     res = subprocess.run([sys.executable, "-m", "theory", "--help"], capture_output=True, text=True, check=True)
     assert "predict" in res.stdout and "phase-diagram" in res.stdout
+
+
+@pytest.mark.parametrize("sub", [[], ["predict"], ["phase-diagram"]])
+def test_cli_help_documents_exit_codes(sub):
+    res = subprocess.run([sys.executable, "-m", "theory", *sub, "--help"], capture_output=True, text=True, check=True)
+    text = " ".join(res.stdout.split())
+    assert "exit status: 0 success; 1 runtime failure" in text
+    assert "2 bad input" in text and "error: <key>: <what>" in text
+    if sub:
+        assert "--quad-tol" in text and "--quad-order" in text
+
+
+def test_cli_exit_codes_and_one_line_errors(tmp_path, capsys):
+    out = str(tmp_path / "pd.h5")
+    base = ["phase-diagram", "--activation", "tanh", "--sigma2", "0", "0.5", "2", "--out", out]
+    # bad input: 2, one line naming the key
+    for g2, key in ((["0.5", "nan", "3"], "g2"), (["0.5", "2", "x"], "g2"), (["-1", "2", "3"], "g2_values")):
+        assert main(base + ["--g2", *g2]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {key}: ") and err.count("\n") == 1, err
+    with pytest.raises(SystemExit) as info:  # argparse: also 2
+        main(base + ["--g2", "0.5", "2", "3", "--quad-order", "1"])
+    assert info.value.code == 2
+    assert "--quad-order" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(base + ["--g2", "0.5", "2", "3", "--quad-tol", "0.5"])
+    assert info.value.code == 2
+    assert "--quad-tol" in capsys.readouterr().err
+    # runtime failure writing the output: 1
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(base[:-1] + [str(blocker / "pd.h5"), "--g2", "0.5", "2", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: out: ") and err.count("\n") == 1, err
+
+
+def test_cli_records_quadrature_accuracy(tmp_path):
+    out = tmp_path / "pd.h5"
+    argv = ["phase-diagram", "--activation", "tanh", "--g2", "0.5", "2", "3", "--sigma2", "0", "0.5", "2",
+            "--out", str(out)]
+    assert main(argv) == 0
+    with h5py.File(out) as f:
+        assert f.attrs["quadrature"] == "automatic, relative tolerance 1e-09"
+        assert 0 < f.attrs["quadrature_max_rel_error"] <= 1e-9
+    assert main(argv + ["--quad-order", "40"]) == 0
+    with h5py.File(out) as f:
+        assert f.attrs["quadrature"].startswith("Gauss-Hermite order 40")
+    out2 = tmp_path / "theory.h5"
+    assert main(["predict", "--spec", str(_spec(tmp_path)), "--out", str(out2)]) == 0
+    with h5py.File(out2) as f:
+        assert f.attrs["quadrature"] == "closed form (no quadrature)"
