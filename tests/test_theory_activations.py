@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 
@@ -99,9 +98,3 @@ def test_cli_bad_activation_is_one_line_exit_2(tmp_path, argv):
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: activation: 'os:getcwd' cannot be applied"), res.stderr
-
-
-def test_activation_function_still_works():
-    f = theory.activation_function("erf")
-    assert f(np.array([0.0]))[0] == 0.0
-    assert f(np.array([1.0]))[0] == pytest.approx(math.erf(math.sqrt(math.pi) / 2))

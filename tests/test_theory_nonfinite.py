@@ -67,11 +67,6 @@ def test_nlo_overflow_names_the_point_and_layer():
             theory.input_propagation(theory.Prior("dnn", 400, "relu", 20.0, 0.0, 1.0), np.array([1e-150]))
 
 
-def test_stable_points_unaffected():
-    C = theory.kernel(theory.Prior("rnn", 5, "tanh", 1.6, 0.2, 1.6), X1)
-    assert np.all(np.isfinite(C))
-
-
 @pytest.mark.parametrize("depth, what", [(300, "source_matrix"), (400, "kernel")])
 def test_cli_predict_non_finite_exits_1_with_one_line(tmp_path, depth, what):
     spec = {"prior": {"arch": "dnn", "depth": depth, "activation": "relu", **POINT},

@@ -24,7 +24,6 @@ argparse's own format and also exit 2).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

@@ -76,7 +76,7 @@ import contextlib
 import contextvars
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 

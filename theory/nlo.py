@@ -110,7 +110,6 @@ def source_matrix(prior: Prior, x, quad_order: int | None = None,
 
 
 def _source(prior, C, h, quad_order, quad_tol):
-    A = prior.depth
     d = np.diagonal(h)
     act = prior.act
     four = gaussian.fourth_moment_pair(act, d[:, None], d[None, :], h, quad_order, quad_tol)
