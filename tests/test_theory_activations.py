@@ -78,15 +78,28 @@ def test_custom_derivative_fallback_is_fourth_order_and_documented():
         (lambda x: [1.0], r"^activation: .* got list"),
     ],
 )
-def test_custom_activation_validated_on_resolution(bad, match):
-    with pytest.raises(ValueError, match=match) as info:
-        theory.Prior("rnn", 3, bad, 1.2, 0.2, 1.0)
-    assert "\n" not in str(info.value)
+def test_custom_activation_validated_before_theory_uses_it(bad, match):
+    """One line naming ``activation`` from every theory entry point, instead of a traceback
+    (old code: TypeError/AttributeError tracebacks from deep inside the quadrature, or NaN)."""
+    prior = theory.Prior("rnn", 3, bad, 1.2, 0.2, 1.0)  # resolving only imports: mcsim may sample it
+    calls = [
+        lambda: theory.kernel(prior, X),
+        lambda: theory.nlo_variance(prior, X[0], 10),
+        lambda: theory.fixed_point(bad, 1.0, 0.1),
+        lambda: theory.phase_diagram(bad, [1.0], [0.1]),
+        lambda: gaussian.pair(bad, 1.0, 1.0, 0.5),
+        lambda: get_activation(bad).validated(),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=match) as info:
+            call()
+        assert "\n" not in str(info.value)
 
 
-def test_register_activation_validates():
+def test_registered_activation_is_validated_on_use():
+    theory.register_activation("nonfinite-in-test", lambda x: 1.0 / x)
     with pytest.raises(ValueError, match="^activation: 'nonfinite-in-test' returned non-finite"):
-        theory.register_activation("nonfinite-in-test", lambda x: 1.0 / x)
+        theory.kernel(theory.Prior("dnn", 2, "nonfinite-in-test", 1.0, 0.1, 1.0), X)
 
 
 @pytest.mark.parametrize("argv", [

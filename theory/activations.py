@@ -33,9 +33,14 @@ An :class:`Activation` holds
     expectations (relu, erf, linear), or ``None`` (tanh, custom): then
     :mod:`theory.gaussian` integrates numerically with error control.
 
-Custom activations are validated when resolved: ``numpy`` must map a float64
-array to a finite float64 array of the same shape (checked on a small test
-array), otherwise a one-line ``ValueError("activation: ...")`` is raised.
+Custom activations are validated by :meth:`Activation.validated`, which every
+numerical routine of :mod:`theory` calls before it evaluates ``numpy`` (and the
+``python -m theory`` CLI on resolution): ``numpy`` must map a float64 array to
+a finite float64 array of the same shape (checked once per activation on a
+small test array), otherwise a one-line ``ValueError("activation: ...")`` is
+raised.  :func:`get_activation` itself only resolves (imports), because a
+prior used only for sampling may carry a scalar-only numba function, which
+:mod:`mcsim` accepts and checks itself.
 """
 
 from __future__ import annotations
@@ -130,6 +135,30 @@ class Activation:
     d1: Optional[Callable[[np.ndarray], np.ndarray]] = None
     d2: Optional[Callable[[np.ndarray], np.ndarray]] = None
     closed: Optional[GaussianClosedForms] = None
+
+    def validated(self) -> "Activation":
+        """This activation, after checking that :attr:`numpy` is a usable vectorised function.
+
+        Built-ins pass; a custom activation must map a float64 array to a
+        finite float64 array of the same shape (checked once, on a fixed
+        test array with values in [-3, 3]).
+
+        Returns
+        -------
+        Activation
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            One line starting ``activation:``, naming the activation and what
+            went wrong (exception raised, wrong type/dtype/shape, non-finite).
+        """
+        if self.builtin or self.__dict__.get("_validated"):
+            return self
+        _validate(self.name, self.numpy)
+        object.__setattr__(self, "_validated", True)
+        return self
 
     def derivative(self, order: int) -> Callable[[np.ndarray], np.ndarray]:
         """Vectorised ``phi'`` (``order=1``) or ``phi''`` (``order=2``).
@@ -421,7 +450,6 @@ def _validate(name: str, fn: Callable) -> None:
 
 
 def _custom(name: str, fn: Callable) -> Activation:
-    _validate(name, fn)
     return Activation(name=name, identity=f"{name}#{code_hash(fn)}", numpy=fn, scalar=fn, builtin=False)
 
 

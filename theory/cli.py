@@ -81,6 +81,7 @@ def cmd_predict(args) -> int:
 
     spec = parse_point_spec(args.spec)
     prior, X, width = spec.prior, spec.X, spec.width
+    prior.act.validated()  # a custom activation must be vectorised: bad input, before any work
     q = dict(quad_order=args.quad_order, quad_tol=args.quad_tol)
     diag_cm = quadrature_diagnostics()
     diag = diag_cm.__enter__()
@@ -136,6 +137,9 @@ def cmd_phase_diagram(args) -> int:
 
     from .gaussian import quadrature_diagnostics
 
+    from .gaussian import get_activation
+
+    get_activation(args.activation)  # resolve and validate first: a bad activation is bad input
     g2 = _grid("g2", args.g2)
     s2 = _grid("sigma2", args.sigma2)
     with quadrature_diagnostics() as diag:

@@ -83,7 +83,13 @@ from typing import Callable
 import numpy as np
 import scipy.special
 
-from .activations import get_activation
+from .activations import get_activation as _get_activation
+
+
+def get_activation(activation):
+    """Resolve ``activation`` and validate a custom one (see :meth:`Activation.validated`)."""
+    return _get_activation(activation).validated()
+
 
 #: Default relative tolerance of the automatic quadrature.
 DEFAULT_QUAD_TOL = 1e-9

@@ -30,7 +30,8 @@ import numpy as np
 
 from . import gaussian
 from .gaussian import DEFAULT_QUAD_TOL
-from .prior import check_nonneg_scalar, get_activation
+from .gaussian import get_activation
+from .prior import check_nonneg_scalar
 
 _Q_DIVERGED = 1e10
 
