@@ -104,6 +104,7 @@ _CHUNK_EVALS = 2_000_000
 _STEPS = (0.4, 0.3, 0.2, 0.15, 0.1, 0.075, 0.05, 0.035, 0.025)
 _COEF_STEPS = tuple(t for t in _STEPS if t <= 0.2)  # the Hermite functions up to k = 128 need step <= 0.2
 _L0 = 7.5
+_C_SMALL = 1e-4
 _L_MAX = 40.0
 _MEHLER_K = 128
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -673,9 +674,9 @@ def d_second_moment(activation, c, quad_order=None, quad_tol=DEFAULT_QUAD_TOL) -
 
     Built-ins without closed form (tanh) use Price's theorem with the analytic
     derivatives.  Custom activations avoid differentiating ``phi``: for
-    ``c > 0`` the exact identity ``d/dc E[F(h)] = E[F(sqrt(c) z)(z^2 - 1)] / (2 c)``
-    with ``F = phi^2``; at ``c = 0`` Price's theorem with finite-difference
-    derivatives (:meth:`Activation.derivative`).
+    ``c >= 1e-4`` the exact identity ``d/dc E[F(h)] = E[F(sqrt(c) z)(z^2 - 1)] / (2 c)``
+    with ``F = phi^2``; below, Price's theorem with the finite-difference
+    derivatives of :meth:`Activation.derivative` (relative error ~1e-8).
 
     Returns
     -------
@@ -694,16 +695,17 @@ def d_second_moment(activation, c, quad_order=None, quad_tol=DEFAULT_QUAD_TOL) -
         return _expect_1d(lambda h, z: d1(h) ** 2 + phi(h) * d2(h), s, quad_order, quad_tol,
                           "d_second_moment").reshape(c.shape)
     out = np.empty(cf.shape)
-    pos = cf > 0
+    # the identity divides by c: below _C_SMALL its cancellation (~1e-16 phi(0)^2 / c) would dominate
+    pos = cf >= _C_SMALL
     if np.any(pos):
         sp = s[pos]
         cp = cf[pos]
         raw = _expect_1d(lambda h, z: phi(h) ** 2 * (z * z - 1.0), sp, quad_order, quad_tol, "d_second_moment")
         out[pos] = raw / (2.0 * cp)
-    if np.any(~pos):
+    if np.any(~pos):  # Price's theorem with finite-difference derivatives (relative error ~1e-8)
         d1, d2 = act.derivative(1), act.derivative(2)
-        x0 = np.zeros(1)
-        out[~pos] = float((d1(x0) ** 2 + phi(x0) * d2(x0))[0])
+        out[~pos] = _expect_1d(lambda h, z: d1(h) ** 2 + phi(h) * d2(h), s[~pos], quad_order, quad_tol,
+                               "d_second_moment")
     return out.reshape(c.shape)
 
 
