@@ -2,7 +2,14 @@
 
 Solved recursively from ``a = 0`` upward.  The DNN only needs the equal-layer
 blocks (its hidden cross-layer blocks are pure bias).  The RNN computes a full
-row ``C^(a, 1..a)`` per step in one vectorised call over ``(b, alpha, beta)``.
+row ``C^(a, 1..a-1)`` per step in one vectorised call over ``(b, alpha, beta)``;
+equal-step blocks are computed on one triangle and mirrored (exactly symmetric).
+
+Activations without closed form are integrated to ``quad_tol`` (default 1e-9,
+see :mod:`theory.gaussian`).  Non-finite results (overflow in the unstable
+regime) raise :class:`NonFiniteTheoryError` naming the parameter point and the
+first non-finite layer; products such as ``sqrt(c_uu c_vv)`` are formed as
+``sqrt(c_uu) sqrt(c_vv)`` so that representable kernels (up to ~1e308) stay finite.
 """
 
 from __future__ import annotations

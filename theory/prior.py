@@ -100,12 +100,17 @@ class Prior:
     depth : int
         ``A``: the last hidden layer / time step.  Layers are ``a = 0..A``,
         the readout is ``a = A+1``.
-    activation : str or callable
+    activation : str, callable or Activation
         ``"relu"``, ``"erf"`` (meaning ``erf(sqrt(pi)/2 x)``), ``"linear"``,
         ``"tanh"``, a name given to :func:`register_activation`, an import
-        path ``"module:function"``, or any vectorised callable (see
-        :func:`activation_function`).  Only string activations can be
-        serialised (point specs, the workflow, ``python -m mcsim``).
+        path ``"module:function"``, any vectorised callable, or an
+        :class:`~theory.activations.Activation` (see
+        :func:`~theory.activations.get_activation`; the resolved object is
+        :attr:`act`).  The theory checks a custom function before it first
+        evaluates it (:meth:`~theory.activations.Activation.validated`): it
+        must map a float64 array to a finite float64 array of the same shape.
+        Only string activations can be serialised (point specs, the
+        workflow, ``python -m mcsim``).
     g2 : float or sequence of float
         Hidden/recurrent weight variance scale ``g^2``.  For the DNN a sequence
         of length ``A`` gives ``g_a^2`` for ``a = 1..A``.
