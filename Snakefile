@@ -4,15 +4,22 @@
 #   snakemake --cores 2                        # default reduced-statistics run
 #   snakemake --cores 2 --config statistics=paper
 #   snakemake --report report.html             # HTML report with all figures
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("8.0")
+
+
+# Config checks; a bad config stops here with one line naming the key (exit code 2).
+include: "workflow/rules/config.smk"
+
+
+check_config_syntax("config.yaml")
 
 
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+CONFIG = checked_config(config)
 
 
 report: "workflow/report/workflow.rst"

@@ -1,16 +1,10 @@
 # Shared helpers: experiment expansion into named parameter points, point
-# specs, target lists.  Pure bookkeeping (no numerics); included first by the
-# root Snakefile after the config has been validated.
+# specs, target lists.  Pure bookkeeping (no numerics); included by the root
+# Snakefile after config.smk has validated the config into CONFIG.
 
-import copy
 import itertools
 import json
-import os
 import re
-
-from snakemake.utils import validate
-
-SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 
 # Observables requested from `mcsim run` per experiment kind.
 OBSERVABLES = {
@@ -24,65 +18,17 @@ SIM_KINDS = tuple(OBSERVABLES)
 ALL_KINDS = SIM_KINDS + ("phase_diagram",)
 
 
-def _deep_merge(base, override):
-    """Return base with override merged in (dicts recursively, everything else replaced)."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def apply_statistics(cfg):
-    """Apply each experiment's `paper:` overrides when statistics == 'paper' and re-validate."""
-    if cfg["statistics"] != "paper":
-        return cfg
-    merged = copy.deepcopy(cfg)
-    for name, exp in cfg["experiments"].items():
-        overrides = exp.get("paper", {})
-        merged["experiments"][name] = _deep_merge({k: v for k, v in exp.items() if k != "paper"}, overrides)
-        merged["experiments"][name]["paper"] = {}
-    validate(merged, SCHEMA)
-    return merged
-
-
 def _fmt(value):
-    """Stable short text of a number for point names (1.6 -> '1.6', 0.0 -> '0')."""
-    return f"{float(value):g}"
+    """Lossless short text of a number for point names.
 
-
-def check_activation(key, activation):
-    """Resolve an import-path activation now, so a typo fails before any job starts."""
-    if ":" in activation:
-        from theory.prior import activation_function
-
-        try:
-            activation_function(activation)
-        except ValueError as exc:
-            raise ValueError(f"{key}: {exc}") from None
-
-
-def check_experiment(name, exp):
-    """Cross-field checks the JSON schema cannot express; raise ValueError naming the key."""
-    for act in exp["grid"]["activation"]:
-        check_activation(f"experiments.{name}.grid.activation", act)
-    if exp["kind"] == "instability":
-        need = exp["analysis"]["reference_step"] + exp["analysis"]["max_lag"]
-        bad = [A for A in exp["grid"]["depth"] if A < need]
-        if bad:
-            raise ValueError(
-                f"experiments.{name}.grid.depth: instability needs depth >= reference_step + max_lag = {need}, got {bad}"
-            )
-    if exp["kind"] == "kernel":
-        bad = [b for b in exp["analysis"]["cross_steps"] if b > min(exp["grid"]["depth"]) + 1]
-        if bad:
-            raise ValueError(
-                f"experiments.{name}.analysis.cross_steps: steps {bad} exceed depth + 1 = {min(exp['grid']['depth']) + 1}"
-            )
-    if exp["kind"] == "input_propagation" and exp["input_sets"] < 2:
-        raise ValueError(f"experiments.{name}.input_sets: input_propagation needs >= 2 input sets, got {exp['input_sets']}")
+    ``%g`` when it reads back as the same float (1.6 -> '1.6', 0.0 -> '0',
+    2.0 -> '2', as before), else the shortest round-trip text (``repr``:
+    1.600001 -> '1.600001', not '1.6').  Every text reads back as its number,
+    so distinct grid values always give distinct point names.
+    """
+    value = float(value)
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def experiment_points(name, exp):
@@ -152,13 +98,7 @@ def experiment_points(name, exp):
     return points
 
 
-CONFIG = apply_statistics(config)
 EXPERIMENTS = {name: exp for name, exp in CONFIG["experiments"].items() if exp["enabled"]}
-for _name, _exp in EXPERIMENTS.items():
-    if _exp["kind"] != "phase_diagram":
-        check_experiment(_name, _exp)
-    else:
-        check_activation(f"experiments.{_name}.phase_diagram.activation", _exp["phase_diagram"]["activation"])
 POINTS = {name: experiment_points(name, exp) for name, exp in EXPERIMENTS.items() if exp["kind"] in SIM_KINDS}
 STORE = CONFIG["store"]
 RES = CONFIG["resources"]
