@@ -239,8 +239,6 @@ def test_bad_config_is_one_line_naming_the_key(case, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="needs theory to reject callables that are not activations when resolved "
-                                       "(issue 7, theory engineer); remove this mark when that is merged")
 def test_activation_that_is_not_an_activation_is_rejected_up_front(tmp_path):
     """`os:getcwd` imports fine but is no activation: the up-front activation check must stop the run."""
     config = load_tiny_config()

@@ -126,10 +126,10 @@ def check_activation(key, activation):
     theory resolves and validates it (one-line ValueError); this only names the key.
     """
     if ":" in activation:
-        from theory.prior import activation_function
+        from theory.activations import get_activation
 
         try:
-            activation_function(activation)
+            get_activation(activation).validated()
         except ValueError as exc:
             config_error(key, _one_line(exc))
 
