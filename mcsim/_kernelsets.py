@@ -180,9 +180,10 @@ def _write_source(name: str, text: str):
     """Write ``text`` to ``<dir>/<name>.py`` in the first writable source directory (once).
 
     Returns the path, or None if no directory is writable.  An existing file
-    with the same text is left untouched (Numba's source stamp includes its
-    modification time); otherwise the file is replaced atomically, so
-    concurrent processes (MPI ranks) never see a partial file.
+    with the same text is left untouched; otherwise the file is replaced
+    atomically, so concurrent processes (MPI ranks) never see a partial file.
+    (Numba stamps the cache with a hash of the file's content; the file name
+    carries the set's hash, so a file never changes content in place.)
     """
     for directory in _source_dirs():
         path = directory / f"{name}.py"
