@@ -7,7 +7,7 @@ Two samplers produce the same distribution of all observables:
     ``O(A n^2)`` Gaussian draws per realization).
 ``projected``
     Exact reduced sampling without forming W (theory of the method in the
-    kernel docstrings of :mod:`mcsim._kernels`): for the DNN, rows of
+    kernel docstrings of :mod:`mcsim._kernels_act`): for the DNN, rows of
     ``W Phi + xi 1^T`` are drawn as i.i.d. ``N(0, g^2/n Phi^T Phi + ...)``
     (``O(n P)`` draws per layer); for the RNN, ``W`` is revealed only on the
     span of the vectors it has been applied to (``O(n A P)`` draws per
