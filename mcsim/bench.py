@@ -89,7 +89,7 @@ def bench_config(arch: str, n: int, A: int, P: int, min_time: float, max_direct:
     seq = S.check_inputs(prior, X)
     setup = S._Setup(prior, seq, n)
     if prior.shared:
-        _, rank_in = S._rnn_L_in(setup, S.K.BUILTIN_KERNELS)
+        _, rank_in = S._rnn_L_in(setup, S.K)
     else:
         rank_in = 0
     N = S._normals_projected(prior, setup.widths, P, rank_in)

@@ -7,7 +7,7 @@ Two samplers produce the same distribution of all observables:
     ``O(A n^2)`` Gaussian draws per realization).
 ``projected``
     Exact reduced sampling without forming W (theory of the method in the
-    kernel docstrings of :mod:`mcsim._kernels`): for the DNN, rows of
+    kernel docstrings of :mod:`mcsim._kernels_act`): for the DNN, rows of
     ``W Phi + xi 1^T`` are drawn as i.i.d. ``N(0, g^2/n Phi^T Phi + ...)``
     (``O(n P)`` draws per layer); for the RNN, ``W`` is revealed only on the
     span of the vectors it has been applied to (``O(n A P)`` draws per
@@ -41,11 +41,11 @@ import warnings
 from typing import Sequence
 
 import numpy as np
-import numba
 
-from theory.prior import Prior, activation_function, check_inputs
+from theory.prior import Prior, check_inputs
 
 from . import _kernels as K
+from ._kernelsets import jit_scalar, kernel_set
 from ._rng import realization_generator, stream_key
 
 OBSERVABLES = ("y", "caux", "chat", "caux_diag", "chat_diag", "caux_readout", "chat_readout")
@@ -59,64 +59,24 @@ PROJECTION_RTOL = 1e-11
 #: target size (float64 values) of one block of pre-drawn normals
 _CHUNK_VALUES = 1 << 21
 
-_CUSTOM_KERNELS: dict = {}
-
 
 # ----------------------------------------------------------------------------
 # activations
 # ----------------------------------------------------------------------------
 def _kernels_for(prior: Prior):
-    """Return ``(act_code, kernel_namespace)`` for the prior's activation.
+    """The compiled kernel set of the prior's activation (:func:`mcsim._kernelsets.kernel_set`).
 
-    Built-in names use the disk-cached kernels.  Custom activations (a
-    callable, a name from :func:`register_activation` or an import path
-    ``"module:function"``) get a private copy of every kernel compiled with
-    that function (see :func:`_custom_kernels`).
-    """
-    act = prior.activation
-    if isinstance(act, str) and act in K.ACT_CODES:
-        return K.ACT_CODES[act], K.BUILTIN_KERNELS
-    return 0, _custom_kernels(activation_function(act))
-
-
-def _custom_kernels(fn):
-    """Kernel namespace compiled with the custom activation ``fn`` (once per process and function).
-
-    Parameters
-    ----------
-    fn : callable
-        A ``numba.njit`` dispatcher, a ``numba.vectorize`` ufunc, or a plain
-        Python function that ``numba.njit`` can compile for a float64 scalar.
-
-    Returns
-    -------
-    types.SimpleNamespace
-        See :func:`mcsim._kernels.clone_kernels` (not cached on disk).
+    One set per activation and process: built-in activations load theirs from
+    the disk cache, custom ones (a callable, a name from
+    :func:`register_activation` or an import path ``"module:function"``) are
+    compiled in this process.  Sets never share compiled code.
 
     Raises
     ------
     ValueError
-        If ``fn`` cannot be called in nopython mode on a float64 scalar.
+        ``activation: ...`` for a custom activation numba cannot compile.
     """
-    cached = _CUSTOM_KERNELS.get(id(fn))
-    if cached is not None and cached[0] is fn:
-        return cached[1]
-    hint = ("activation: a custom activation must be a numba-jittable function of a float64 scalar "
-            "(e.g. @numba.njit or @numba.vectorize)")
-    if isinstance(fn, (numba.core.registry.CPUDispatcher, numba.np.ufunc.dufunc.DUFunc)):
-        jitted = fn
-    else:
-        try:
-            jitted = numba.njit(fn)
-        except Exception as exc:  # pragma: no cover - numba raises many types
-            raise ValueError(f"{hint}; numba.njit failed: {type(exc).__name__}: {exc}") from None
-    ns = K.clone_kernels(jitted)
-    try:
-        float(ns._act(0, 0.5))
-    except Exception as exc:
-        raise ValueError(f"{hint}; calling it in nopython mode failed: {type(exc).__name__}") from None
-    _CUSTOM_KERNELS[id(fn)] = (fn, ns)
-    return ns
+    return kernel_set(prior.act)
 
 
 def register_activation(name: str, fn) -> None:
@@ -148,7 +108,7 @@ def register_activation(name: str, fn) -> None:
 
     if not callable(fn):
         raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")
-    _custom_kernels(fn)
+    jit_scalar(fn)
     _register(name, fn)
 
 
@@ -344,7 +304,7 @@ def _rnn_L_in(s: _Setup, kern):
     return L_in, rank
 
 
-def _sample_projected(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
+def _sample_projected(s: _Setup, kern, key, start, R, keep_h, keep_phi):
     P, A1 = s.P, s.A1
     n_out = s.n_out
     y = np.empty((R, P, n_out))
@@ -372,20 +332,20 @@ def _sample_projected(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
         sl = slice(c0, c1)
         if s.prior.shared:
             kern.rnn_projected_block(
-                act, Zc, int(s.widths[0]), n_out, float(s.g2[1]) if s.A > 0 else 0.0,
+                Zc, int(s.widths[0]), n_out, float(s.g2[1]) if s.A > 0 else 0.0,
                 float(s.g2[A1]), float(s.sigma2[A1]), L_in, rank_in, PROJECTION_RTOL,
                 keep_h, keep_phi, y[sl], chat_d[sl], caux_d[sl],
                 H[sl] if keep_h else H, PHI[sl] if keep_phi else PHI, ranks[sl],
             )
         else:
             kern.dnn_projected_block(
-                act, Zc, s.widths, n_out, s.g2, Kin, s.static,
+                Zc, s.widths, n_out, s.g2, Kin, s.static,
                 float(s.sigma2[0]) if s.static else 0.0, CHOLESKY_RTOL, keep_h,
                 y[sl], chat_d[sl], caux_d[sl], H[sl] if keep_h else H,
             )
             if keep_phi:
                 for a in range(A1):
-                    kern.apply_act(act, H[sl, a].reshape(-1, nmax), nmax, PHI[sl, a].reshape(-1, nmax))
+                    kern.apply_act(H[sl, a].reshape(-1, nmax), nmax, PHI[sl, a].reshape(-1, nmax))
     return y, chat_d, caux_d, H, PHI
 
 
@@ -420,7 +380,7 @@ def _fan_in_weights(rng, shared: bool, cached, buf: np.ndarray, rows: int, cols:
     return W
 
 
-def _sample_direct(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
+def _sample_direct(s: _Setup, kern, key, start, R, keep_h, keep_phi):
     """Reference sampler: materialise every weight matrix (stored transposed, fan-in rows)."""
     P, A1, n_in = s.P, s.A1, s.n_in
     n_out = s.n_out
@@ -470,7 +430,7 @@ def _sample_direct(s: _Setup, kern, act, key, start, R, keep_h, keep_phi):
             if keep_h:
                 H[i, a, :, :na] = h
             phi = np.empty((P, na))
-            kern.apply_act(act, h, na, phi)
+            kern.apply_act(h, na, phi)
             if keep_phi:
                 PHI[i, a, :, :na] = phi
         nA = widths[-1]
@@ -565,15 +525,15 @@ def sample(
     if point_key is None:
         point_key = _derive_point_key(prior, seq, width, method)
     resolved = resolve_method(prior, seq, width, method)
-    act, kern = _kernels_for(prior)
+    kern = _kernels_for(prior)
     key = stream_key(seed, point_key)
     keep_h = "chat" in obs
     keep_phi = "caux" in obs and prior.shared
     with np.errstate(all="ignore"):
         if resolved == "projected":
-            y, chat_d, caux_d, H, PHI = _sample_projected(s, kern, act, key, start, R, keep_h, keep_phi)
+            y, chat_d, caux_d, H, PHI = _sample_projected(s, kern, key, start, R, keep_h, keep_phi)
         else:
-            y, chat_d, caux_d, H, PHI = _sample_direct(s, kern, act, key, start, R, keep_h, keep_phi)
+            y, chat_d, caux_d, H, PHI = _sample_direct(s, kern, key, start, R, keep_h, keep_phi)
         out = _assemble(s, kern, obs, y, chat_d, caux_d, H, PHI)
         overflow = ~(
             np.isfinite(y).all(axis=(1, 2))

@@ -74,6 +74,38 @@ def test_import_path_tanh_equals_builtin_tanh(custom_module, arch):
         np.testing.assert_allclose(b[name], a[name], rtol=1e-12, err_msg=name)
 
 
+def test_each_activation_gets_its_own_kernel_set(custom_module):
+    """Built-in and custom kernels never share a module, a dispatcher or a symbol (issue 7): a custom
+    tanh and the built-in tanh get different sets; a set is built once per activation and process;
+    built-in sets are disk-cached from a generated source file of their own, custom sets are not."""
+    from mcsim._kernelsets import kernel_set
+
+    builtin = kernel_set("tanh")
+    custom = kernel_set(f"{MODULE}:tanh_again")
+    assert kernel_set("tanh") is builtin and kernel_set(theory.Prior("rnn", activation="tanh", **BASE).act) is builtin
+    assert kernel_set(f"{MODULE}:tanh_again") is custom
+    assert builtin.disk_cached and builtin.source.is_file() and builtin.source.stem == builtin.module_name
+    assert not custom.disk_cached and custom.source is None
+    assert custom.module_name != builtin.module_name != kernel_set("relu").module_name
+    H = np.array([[0.3, -1.2]])
+    for ks in (builtin, custom):
+        out = np.empty_like(H)
+        ks.apply_act(H, 2, out)
+        np.testing.assert_array_equal(out, np.tanh(H))
+        for name in ("apply_act", "dnn_projected_block", "rnn_projected_block"):
+            disp = getattr(ks, name)
+            assert disp.py_func.__module__ == ks.module_name
+            for cres in disp.overloads.values():  # mangled names start with the set's own module
+                assert f"{len(ks.module_name)}{ks.module_name}" in cres.fndesc.mangled_name
+    assert custom.apply_act is not builtin.apply_act
+    assert custom.gram is builtin.gram  # activation-independent kernels are shared, compiled once
+
+
+def test_kernel_set_source_is_not_a_module_of_its_own():
+    with pytest.raises(ImportError, match="source of the per-activation kernel sets"):
+        import mcsim._kernels_act  # noqa: F401
+
+
 def test_registered_activation_sample_means_match_theory():
     """Registered softplus: the simulated mean of Caux at the readout matches theory.kernel within SEM."""
 
