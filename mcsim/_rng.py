@@ -12,6 +12,18 @@ of different realizations are disjoint, and realization r's stream depends only
 on (seed, point_key, r): any split of realizations into blocks, ranks or
 threads reproduces it bit for bit.  Normals come from
 ``numpy.random.Generator.standard_normal`` (ziggurat) on that bit generator.
+
+Sampler stream version
+----------------------
+:data:`SAMPLER_STREAM_VERSION` names the mapping from (point key, r) to the
+numbers of realization r: the key derivation here, the order in which the
+samplers consume the stream, and the arithmetic of the samplers and kernels.
+**Bump it whenever a change to mcsim changes the numbers of a realization**
+(``tests/test_mcsim_stream_version.py`` pins a hash of a few realizations to
+it and fails, telling you so, if the numbers change without a bump).  The
+store records it in every point directory, shard and final file, reuses
+stored realizations only when it matches, and refuses a mismatch (it never
+mixes realizations drawn by different code).
 """
 
 from __future__ import annotations
@@ -21,6 +33,12 @@ import hashlib
 import numpy as np
 
 _TAG = b"mcsim-v1\0"
+
+SAMPLER_STREAM_VERSION = 2
+"""Version of the realization numbers (see the module docstring); bump when they change.
+
+History: 1 = stores written before versions were recorded (never reused);
+2 = first recorded version (point key scheme ``mcsim-point-key-v2``)."""
 
 
 def stream_key(seed: int, point_key: str) -> int:

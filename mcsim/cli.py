@@ -1,8 +1,16 @@
 """Command line interface: ``python -m mcsim {run,finalize,info,bench}``.
 
-User errors (bad arguments, invalid spec values, missing files, missing or
-corrupt shards) print one line ``mcsim <command>: error: ...`` on stderr and
-exit with status 1 (argparse usage errors: status 2); no traceback.
+Exit codes (the same convention as ``python -m theory``):
+
+0  success;
+1  runtime failure: a failed rank, missing, corrupt or stale shards, a
+   corrupt final file (``info --verify``);
+2  bad input: an invalid spec value, file or command-line argument
+   (argparse usage errors included).
+
+Errors print one line ``error: <key>: <what>`` on stderr (the key is a spec
+key such as ``inputs.count``, a command-line argument, ``store`` or the file
+concerned), without a traceback.  A failed rank also prints its traceback.
 """
 
 from __future__ import annotations
@@ -28,8 +36,12 @@ commands:
 
 examples:
   mpiexec -n 4 python -m mcsim run --spec point.json --store results/store --out point.h5
-  python -m mcsim info point.h5
+  python -m mcsim info point.h5 --verify
   python -m mcsim info results/store --spec point.json
+
+exit codes: 0 success; 1 runtime failure (a failed rank, missing, corrupt or stale
+shards, a corrupt final file); 2 bad input (invalid spec value, file or argument).
+Errors are one line on stderr: 'error: <key>: <what>'.
 """
 
 
@@ -37,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are a single line plus the usage hint."""
 
     def error(self, message):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
 def _positive(name):
@@ -45,9 +57,9 @@ def _positive(name):
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: must be an integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
         if v < 1:
-            raise argparse.ArgumentTypeError(f"{name}: must be >= 1, got {v}")
+            raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {v}")
         return v
 
     return conv
@@ -64,8 +76,19 @@ point spec (JSON; full reference in theory/spec.py):
   numba-jittable function (the module must be importable: installed or on PYTHONPATH).
   observables: y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout.
 
-exit codes: 0 success; 1 bad input, missing/corrupt data or a failed rank (the message names it;
-finished blocks stay in the store, rerun the same command to resume); 2 bad command line.
+  Validation is strict: integers must be JSON integers (2.0 and true are rejected), seeds
+  satisfy 0 <= seed < 2**63, explicit inputs.values must agree with inputs.count/dim.
+
+store: realizations are shared by specs of the same point that differ only in observables
+  (only missing observables are sampled); concurrent runs of one point wait for each other
+  (lock per point directory). A point directory written by another sampler stream version
+  (mcsim.SAMPLER_STREAM_VERSION) is refused: delete it or use a new --store.
+memory: the peak memory of a block is estimated before sampling and a block that does not fit
+  (MemAvailable, cgroup limit, or MCSIM_MEMORY_LIMIT, e.g. 8G) is refused; lower --block-size.
+
+exit codes: 0 success; 1 runtime failure: a failed rank, missing/corrupt/stale shards (finished
+blocks stay in the store: rerun the same command to resume); 2 bad input: invalid spec value, file
+or argument. Errors are one line on stderr: 'error: <key>: <what>'.
 """
 
 
@@ -105,10 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "shapes, overflow count.")
     i.add_argument("path", help="final point file, point directory or store root")
     i.add_argument("--spec", default=None, help="point spec JSON: report missing ranges w.r.t. its realizations")
-    i.add_argument("--verify", action="store_true", help="verify shard checksums (reads all data)")
+    i.add_argument("--verify", action="store_true",
+                   help="verify checksums of shards or of every dataset of a final file (reads all data); "
+                        "a mismatch exits 1 naming the dataset and file")
 
     sub.add_parser("bench", help="sampler benchmarks (delegates to mcsim.bench)", add_help=False)
     return p
+
+
+def driver_exit_usage() -> int:
+    return 2
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -122,7 +151,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
+        return driver_exit_usage()
 
     from . import driver
     from . import store
@@ -136,19 +165,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if cmd == "finalize":
             return driver.finalize(args.spec, args.store, args.out, realizations=args.realizations)
         if cmd == "info":
-            spec = None
-            if args.spec is not None:
-                import theory
+            spec = driver.load_spec(args.spec) if args.spec is not None else None
+            from pathlib import Path
 
-                try:
-                    spec = theory.parse_point_spec(args.spec)
-                except ValueError as exc:
-                    raise driver.UserError(str(exc)) from None
+            if not Path(args.path).exists():
+                raise driver.UserError(f"path: no such file or directory: {args.path}")
             print(store.describe_path(args.path, spec=spec, verify=args.verify))
-            return 0
-    except (driver.UserError, store.StoreError) as exc:
-        sys.stderr.write(f"mcsim {cmd}: error: {exc}\n")
-        return 1
+            return driver.EXIT_OK
+    except driver.UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return driver.EXIT_USAGE
+    except store.StoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return driver.EXIT_FAILURE
     except BrokenPipeError:  # e.g. 'info ... | head'
         return 1
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover

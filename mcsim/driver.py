@@ -2,11 +2,15 @@
 
 Scheduling
 ----------
-Rank 0 plans (scans the store, see :func:`mcsim.store.plan_blocks`) and
-broadcasts the list of blocks.  Every rank then *warms up* (samples one
-realization of the point, which loads or compiles the Numba kernels; the
-other ranks do this while rank 0 plans) and all ranks meet at a barrier,
-so that no rank starts sampling while another is still compiling.
+Rank 0 validates the spec (once), takes the point's lock, plans (scans the
+store, see :func:`mcsim.store.plan_blocks`), checks that the largest block
+fits in memory (:func:`check_block_memory`) and broadcasts the list of
+blocks ``(start, stop, observables)``.  With more than one rank every rank
+then *warms up* (draws and discards one realization, which loads or compiles
+the Numba kernels; the other ranks do this while rank 0 plans) and all ranks
+meet at a barrier, so that no rank starts sampling while another is still
+compiling.  Nothing is sampled to validate the spec: a spec that
+:func:`theory.parse_point_spec` accepts can be sampled.
 
 Blocks are then handed out in two phases:
 
@@ -91,8 +95,13 @@ ENV_FAIL_RANK = "MCSIM_TEST_FAIL_RANK"
 ENV_BLOCK_DELAY = "MCSIM_TEST_BLOCK_DELAY"
 
 
+EXIT_OK = 0
+EXIT_FAILURE = 1  # runtime failure: a failed rank, missing/corrupt/stale data
+EXIT_USAGE = 2  # bad input: invalid spec or arguments (argparse uses 2 too)
+
+
 class UserError(Exception):
-    """A problem with the user's input (reported as a one-line message, exit 1)."""
+    """A problem with the user's input: one line ``error: <key>: <what>``, exit code 2."""
 
 
 def _log(msg: str, stream: Optional[TextIO] = None) -> None:
@@ -410,7 +419,11 @@ def _parse_delay(text: str, rank: int) -> float:
 
 
 class BlockWorker:
-    """Samples one block with :func:`mcsim.sample_point` and writes its shard."""
+    """Samples one block ``(start, stop, observables)`` and writes its shard.
+
+    The point is prepared once per observable set (:func:`mcsim.sampler.prepare_spec`);
+    the spec was validated once when it was parsed.
+    """
 
     def __init__(self, spec, pdir: Path, rank: int):
         self.spec = spec
@@ -418,19 +431,28 @@ class BlockWorker:
         self.rank = rank
         self.fail = _test_fail_phase(rank) == "sampling"
         self.delay = _parse_delay(os.environ.get(ENV_BLOCK_DELAY, ""), rank)
+        self._prepared = {}
 
     def check_test_hook(self) -> None:
         """Raise if the ``MCSIM_TEST_FAIL_RANK`` test hook selects this rank."""
         if self.fail:
             raise RuntimeError(f"test hook {ENV_FAIL_RANK}={self.rank}: rank {self.rank} fails on purpose")
 
+    def prepared(self, observables):
+        from mcsim import sampler
+
+        obs = tuple(observables)
+        if obs not in self._prepared:
+            self._prepared[obs] = sampler.prepare_spec(self.spec, obs)
+        return self._prepared[obs]
+
     def __call__(self, block) -> int:
-        import mcsim
+        from mcsim import sampler
 
         self.check_test_hook()
-        start, stop = block
-        arrays = mcsim.sample_point(self.spec, start, stop)
-        _store.write_block(self.pdir, self.spec.point_key(), start, stop, arrays, self.spec.observables,
+        start, stop, obs = block
+        arrays = sampler.draw(self.prepared(obs), start, stop - start)
+        _store.write_block(self.pdir, self.spec.point_key(), start, stop, arrays, obs,
                            extra_attrs={"mpi_rank": self.rank})
         if self.delay > 0:
             time.sleep(self.delay)
@@ -440,76 +462,123 @@ class BlockWorker:
 # --------------------------------------------------------------------------- run
 
 
-def _prepare(spec_path, store_root, out, block_size, realizations):
-    """Rank-0 setup: validate inputs, prepare the point dir and plan. Raises UserError."""
+def load_spec(spec_path, realizations: Optional[int] = None, block_size: Optional[int] = None):
+    """Read and validate a point spec file once, with command-line overrides applied before validation.
+
+    Raises
+    ------
+    UserError
+        ``"<key>: <what>"`` for anything :func:`theory.parse_point_spec` rejects.
+    """
     import theory
+    from theory.spec import _read_spec_file
 
     try:
-        spec = theory.parse_point_spec(spec_path)
-        overrides = {}
-        if realizations is not None:
-            overrides["realizations"] = realizations
-        if block_size is not None:
-            overrides["block_size"] = block_size
-        if overrides:
-            spec = theory.parse_point_spec({**spec.raw, **overrides})
+        raw = _read_spec_file(Path(spec_path))
+        if isinstance(raw, dict):
+            if realizations is not None:
+                raw["realizations"] = realizations
+            if block_size is not None:
+                raw["block_size"] = block_size
+        return theory.parse_point_spec(raw)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _prepare(spec_path, store_root, out, block_size, realizations):
+    """Rank-0 setup: validate inputs and prepare the point dir. Raises UserError / StoreError."""
+    spec = load_spec(spec_path, realizations, block_size)
     check_out_path(out)
-    try:
-        pdir = _store.prepare_point_dir(store_root, spec)
-    except _store.StoreError as exc:
-        raise UserError(str(exc)) from None
+    root = Path(store_root)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"store: {root} exists and is not a directory")
+    pdir = _store.prepare_point_dir(store_root, spec)
     return spec, pdir
 
 
-def _warm_up(spec, start: int = 0) -> None:
-    """Sample (and discard) realization ``start`` of ``spec``: loads or compiles the Numba kernels.
+def check_block_memory(spec, todo, ranks_per_node: int = 1) -> None:
+    """Refuse a plan whose largest block cannot fit in memory (estimate, before any allocation).
 
-    Warnings (e.g. overflow in an unstable regime) are suppressed; rank 0
-    reports them for the real blocks.
+    Raises
+    ------
+    UserError
+        ``"block_size: ..."`` (or ``"width: ..."`` if one realization cannot
+        fit) giving the estimate, the available memory and what to do.
+    """
+    from mcsim import _memory, sampler
+
+    if not todo:
+        return
+    obs = tuple(dict.fromkeys(o for blk in todo for o in blk[2]))
+    prep = sampler.prepare_spec(spec, obs)
+    longest = max(b - a for a, b, _ in todo)
+    avail, source = _memory.available_bytes()
+    if avail is None:
+        return
+    k = max(int(ranks_per_node), 1)
+    need = prep.block_bytes(longest) * k
+    if need <= avail:
+        return
+    one = prep.block_bytes(1)
+    per_node = f" per rank x {k} ranks on this node" if k > 1 else ""
+    if one * k > avail:
+        raise UserError(
+            f"width: one realization of this point needs about {_memory.fmt_bytes(one)}{per_node} "
+            f"({prep.resolved} sampler, width {spec.width}), but only {_memory.fmt_bytes(avail)} is available "
+            f"({source}); use a smaller width" + (", method 'projected'" if prep.resolved == "direct" else "")
+            + (" or fewer ranks per node" if k > 1 else ""))
+    fit = max(1, int(avail // (one * k)))
+    raise UserError(
+        f"block_size: a block of {longest} realizations needs about {_memory.fmt_bytes(prep.block_bytes(longest))}"
+        f"{per_node}, but only {_memory.fmt_bytes(avail)} is available ({source}); use --block-size {fit} or "
+        f"smaller (one realization needs about {_memory.fmt_bytes(one)})")
+
+
+def _ranks_per_node(comm) -> int:
+    try:
+        from mpi4py import MPI
+
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+        try:
+            return int(local.Get_size())
+        finally:
+            local.Free()
+    except Exception:  # pragma: no cover - MPI without shared-memory split
+        return 1
+
+
+def _warm_up(spec, block) -> None:
+    """Sample (and discard) one realization of ``block``: loads or compiles the Numba kernels.
+
+    Only used under MPI with more than one rank, so that every rank is
+    compiled before the first round starts (see the module docstring); not
+    used to validate anything.  Warnings (e.g. overflow) are suppressed.
     """
     import warnings
 
-    import mcsim
+    from mcsim import sampler
 
+    start, _, obs = block
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mcsim.sample_point(spec, start, start + 1)
+        sampler.draw(sampler.prepare_spec(spec, obs), start, 1)
 
 
-def _prewarm(spec_path, block_size, realizations) -> Optional[str]:
-    """Best-effort warm-up of a non-root rank while rank 0 plans (before the broadcast).
+def _prewarm(spec_path, block_size, realizations):
+    """Best-effort parse and warm-up on a non-root rank while rank 0 plans (before the broadcast).
 
     Returns
     -------
-    str or None
-        The point key that was warmed up, or None if anything failed (rank 0
-        reports bad input; the rank then warms up after the broadcast).
+    theory.PointSpec or None
+        The parsed spec (reused after the broadcast if it equals rank 0's),
+        or None if anything failed (rank 0 reports bad input).
     """
-    import theory
-
     try:
-        spec = theory.parse_point_spec(spec_path)
-        overrides = {k: v for k, v in (("realizations", realizations), ("block_size", block_size)) if v is not None}
-        if overrides:
-            spec = theory.parse_point_spec({**spec.raw, **overrides})
-        _warm_up(spec)
-        return spec.point_key()
+        spec = load_spec(spec_path, realizations, block_size)
+        _warm_up(spec, (0, 1, spec.observables))
+        return spec
     except Exception:
         return None
-
-
-def _validate_with_sampler(spec, block) -> None:
-    """Sample one realization of ``block`` on rank 0 so that spec values the sampler rejects
-    (``ValueError``, e.g. unknown observables) become a clean user error before any work is
-    distributed.  Costs one realization."""
-    import mcsim
-
-    try:
-        mcsim.sample_point(spec, block[0], block[0] + 1)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
 
 
 def check_out_path(out) -> Path:
@@ -563,6 +632,7 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
 
     rank, size = comm.Get_rank(), comm.Get_size()
     t_start = time.monotonic()
+    ranks_per_node = _ranks_per_node(comm) if size > 1 else 1  # collective
 
     # ---- rank 0 validates and plans; everybody learns the outcome by bcast (no hang on errors)
     payload = None
@@ -571,53 +641,57 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
         try:
             spec, pdir = _prepare(spec_path, store_root, out, block_size, realizations)
             lock = _store.PointLock(pdir)
-            holder = lock.acquire()
-            if holder:
-                _log(f"mcsim run: warning: another run of this point seems active ({holder}); continuing - "
-                     "shards and the final file are written atomically, so this can duplicate work but not corrupt data")
+            lock.wait(on_wait=lambda holder: _log(
+                f"mcsim run: note: another run of this point holds its lock ({holder}); waiting for it to finish, "
+                "then its realizations are reused"))
             removed = _store.clean_temp_files(pdir)
             if removed:
                 _log(f"mcsim run: removed {len(removed)} temp file(s) left by killed runs")
             plan = _store.plan_blocks(pdir, spec, verify=True)
+            if plan.stale:
+                raise _store.StaleStoreError(_store.stale_shards_message(pdir, plan.stale))
             for s in plan.bad:
                 dest = _quarantine(pdir, s.path)
                 _log(f"mcsim run: warning: bad shard {s.path.name} {s.range_str}: {s.problem}; "
                      f"moved to {dest} and its range is resampled")
-            for s in plan.lacking:
-                _log(f"mcsim run: note: shard {s.path.name} {s.range_str} lacks requested observables "
-                     f"(has {list(s.observables)}); its range is resampled")
-            n_reused = sum(min(s.stop, spec.realizations) - s.start for s in plan.reused)
             todo = plan.to_sample
-            if todo:
-                _validate_with_sampler(spec, todo[0])
+            partial = sorted({blk[2] for blk in todo if tuple(blk[2]) != tuple(spec.observables)})
+            for obs in partial:
+                ranges = [blk for blk in todo if blk[2] == obs]
+                _log(f"mcsim run: note: realizations {_store._fmt_ranges(ranges)} are stored without "
+                     f"{list(obs)}; sampling only those")
+            check_block_memory(spec, todo, ranks_per_node)
             _log(f"mcsim run: point {spec.point_key()[:12]} (R={spec.realizations}, block_size={spec.block_size}, "
-                 f"ranks={size}): {len(plan.reused)} shard(s) reused covering {n_reused} realizations; "
+                 f"ranks={size}): {len(plan.reused)} shard(s) reused covering {plan.covered} realizations; "
                  f"{len(todo)} block(s) to sample" + (f": {_store._fmt_ranges(todo)}" if todo else ""))
             payload = ("ok", spec.raw, str(pdir), todo)
         except UserError as exc:
             payload = ("user", str(exc))
         except _store.StoreError as exc:
-            payload = ("user", str(exc))
+            payload = ("store", str(exc))
         except Exception:
             payload = ("bug", traceback.format_exc())
-    warmed = None
-    if rank != 0:  # overlaps with rank 0's planning and validation (which warm up rank 0)
-        warmed = _prewarm(spec_path, block_size, realizations)
+    pre = None
+    if rank != 0:  # overlaps with rank 0's planning
+        pre = _prewarm(spec_path, block_size, realizations)
     if size > 1:
         payload = _bcast_object(comm, payload)
     if payload[0] != "ok":
         if rank == 0:
-            if payload[0] == "user":
-                _log(f"mcsim run: error: {payload[1]}")
-            else:
+            if payload[0] == "bug":
                 _log_failure(0, payload[1])
+            else:
+                _log(f"error: {payload[1]}")
         if lock is not None:
             lock.release()
-        return 1
+        return EXIT_USAGE if payload[0] == "user" else EXIT_FAILURE
 
     _, raw, pdir, todo = payload
     if rank != 0:
-        spec = theory.parse_point_spec(raw)
+        if pre is not None and pre.raw == raw:
+            spec = pre  # validated once in this process
+        else:
+            spec = theory.parse_point_spec(raw)
         if spec.point_key() != Path(pdir).name:
             raise RuntimeError(f"rank {rank}: spec round trip changed the point key ({spec.point_key()[:12]} "
                                f"!= {Path(pdir).name[:12]})")
@@ -625,8 +699,8 @@ def _run(comm, spec_path, store_root, out, block_size, realizations, progress, p
         if _test_fail_phase(rank) == "setup":
             raise RuntimeError(f"test hook {ENV_FAIL_RANK}={rank}:setup: rank {rank} fails on purpose")
         if size > 1 and todo:
-            if rank != 0 and warmed != spec.point_key():
-                _warm_up(spec, todo[0][0])
+            if rank == 0 or spec is not pre:
+                _warm_up(spec, todo[0])
             _barrier(comm)  # every rank is compiled and ready: start the first round together
         return _sample_and_finalise(comm, spec, Path(pdir), todo, out, progress, progress_interval, t_start)
     finally:
@@ -644,7 +718,7 @@ def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_i
     if rank == 0:
         from mpi4py import MPI
 
-        prog = Progress(len(todo), sum(b - a for a, b in todo), enabled=progress, interval=progress_interval)
+        prog = Progress(len(todo), sum(blk[1] - blk[0] for blk in todo), enabled=progress, interval=progress_interval)
         disp = Dispatcher(todo, comm, prog)
         # rank 0's main thread may call MPI too (serialised by disp.mpi_lock) if the MPI library allows it
         main_serves = size > 1 and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
@@ -695,7 +769,7 @@ def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_i
     status = np.zeros(1, dtype=np.int64)
     if rank == 0 and disp.failures:
         failed = ", ".join(f"rank {r} ({msg})" for r, msg in sorted(disp.failures.items()))
-        _log(f"mcsim run: error: sampling failed on {failed}; no final file written. "
+        _log(f"error: sampling: failed on {failed}; no final file written. "
              f"{disp.blocks_done} block(s) finished in this run are kept in the store {pdir}; "
              "rerun the same command to resume")
         status[0] = 1
@@ -706,7 +780,7 @@ def _sample_and_finalise(comm, spec, pdir: Path, todo, out, progress, progress_i
             _log(f"mcsim run: wrote {out} ({spec.realizations} realizations; sampled {len(todo)} block(s); "
                  f"total {time.monotonic() - t_start:.1f} s, finalize {time.monotonic() - t_fin:.1f} s)")
         except _store.StoreError as exc:
-            _log(f"mcsim run: error: {exc}")
+            _log(f"error: {exc}")
             status[0] = 1
         except Exception:
             _log(f"mcsim: rank 0 failed while finalizing:\n{traceback.format_exc().rstrip()}")
@@ -734,24 +808,22 @@ def finalize(spec_path, store_root, out, realizations: Optional[int] = None) -> 
     Returns
     -------
     int
-        0 on success; raises :class:`UserError` / :class:`mcsim.store.StoreError`
-        for bad input or missing / corrupt shards.
+        0 on success; raises :class:`UserError` (bad input) or
+        :class:`mcsim.store.StoreError` (missing, corrupt or stale shards).
     """
-    import theory
-
-    try:
-        spec = theory.parse_point_spec(spec_path)
-        if realizations is not None:
-            spec = theory.parse_point_spec({**spec.raw, "realizations": realizations})
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    spec = load_spec(spec_path, realizations)
     check_out_path(out)
-    pdir = _store.point_dir(store_root, spec.point_key())
     if not Path(store_root).is_dir():
         raise UserError(f"store: no such directory: {store_root}")
+    pdir = _store.point_dir(store_root, spec.point_key())
     if not pdir.is_dir():
         raise _store.StoreError(f"finalize: point {spec.point_key()[:12]} has no directory in store {store_root} "
                                 f"(expected {pdir}); run 'python -m mcsim run' first")
-    _store.finalise(spec, pdir, out)
+    lock = _store.PointLock(pdir)
+    lock.wait(on_wait=lambda holder: _log(f"mcsim finalize: note: waiting for another run of this point ({holder})"))
+    try:
+        _store.finalise(spec, pdir, out)
+    finally:
+        lock.release()
     _log(f"mcsim finalize: wrote {out} ({spec.realizations} realizations)")
     return 0

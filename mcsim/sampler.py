@@ -34,23 +34,30 @@ undefined (vectors of different length) and requesting them is an error.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from theory.inputs import strict_int
 from theory.prior import Prior, check_inputs
+from theory.spec import (
+    DEFAULT_METHOD,
+    DEFAULT_OBSERVABLES,
+    METHODS,
+    OBSERVABLES,
+    check_method,
+    check_observables,
+    check_seed,
+    point_key as _point_key,
+)
 
 from . import _kernels as K
+from . import _memory
 from ._kernelsets import jit_scalar, kernel_set
 from ._rng import realization_generator, stream_key
-
-OBSERVABLES = ("y", "caux", "chat", "caux_diag", "chat_diag", "caux_readout", "chat_readout")
-METHODS = ("direct", "projected", "auto")
-DEFAULT_OBSERVABLES = ("y", "caux", "chat")
 
 #: relative pivot tolerance of the pivoted Cholesky factorisations (P x P Grams)
 CHOLESKY_RTOL = 1e-12
@@ -116,37 +123,7 @@ def register_activation(name: str, fn) -> None:
 # validation helpers
 # ----------------------------------------------------------------------------
 def _int_param(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_observables(observables) -> tuple:
-    if isinstance(observables, str):
-        observables = (observables,)
-    try:
-        obs = tuple(observables)
-    except TypeError:
-        raise ValueError(f"observables: must be a sequence of names, got {observables!r}") from None
-    if len(obs) == 0:
-        raise ValueError("observables: must name at least one observable")
-    for o in obs:
-        if not isinstance(o, str) or (o not in OBSERVABLES and o != "overflow"):
-            raise ValueError(f"observables: unknown observable {o!r}; allowed: {', '.join(OBSERVABLES)}")
-    # "overflow" is always returned; naming it is allowed and changes nothing
-    return tuple(dict.fromkeys(o for o in obs if o != "overflow"))
-
-
-def _derive_point_key(prior: Prior, seq: np.ndarray, width: int, method: str) -> str:
-    try:
-        pd = prior.to_dict()
-    except ValueError:
-        pd = {"repr": repr(prior)}
-    h = hashlib.sha256()
-    h.update(json.dumps({"prior": pd, "width": int(width), "method": method}, sort_keys=True).encode())
-    h.update(np.ascontiguousarray(seq, dtype="<f8").tobytes())
-    h.update(str(seq.shape).encode())
-    return h.hexdigest()
+    return strict_int(name, value, minimum)
 
 
 # ----------------------------------------------------------------------------
@@ -447,18 +424,173 @@ def _sample_direct(s: _Setup, kern, key, start, R, keep_h, keep_phi):
     return y, chat_d, caux_d, H, PHI
 
 
+@dataclass(frozen=True)
+class PreparedPoint:
+    """A validated point, ready to draw realizations (see :func:`prepare` / :func:`prepare_spec`).
+
+    Attributes
+    ----------
+    prior : theory.Prior
+    seq : ndarray of float64, shape (P, A+1, n_in)
+        Inputs per step.
+    width : int
+    seed : int
+    method : str
+        The requested method.
+    resolved : {"direct", "projected"}
+        The sampler actually used.
+    observables : tuple of str
+    point_key : str
+        :func:`theory.spec.point_key` of (prior, inputs, width, resolved, seed)
+        unless overridden.
+    """
+
+    prior: Prior
+    seq: np.ndarray
+    width: int
+    seed: int
+    method: str
+    resolved: str
+    observables: tuple
+    point_key: str
+
+    def block_bytes(self, realizations: int) -> int:
+        """Estimated peak bytes of drawing ``realizations`` realizations at once (:func:`estimate_bytes`)."""
+        return estimate_bytes(self.prior, self.seq, self.width, self.resolved, self.observables, realizations)
+
+
+def prepare(prior: Prior, X, width: int, seed: int = 0, method: str = DEFAULT_METHOD,
+            observables: Sequence[str] = DEFAULT_OBSERVABLES, point_key: str | None = None) -> PreparedPoint:
+    """Validate the arguments of :func:`sample` once and derive the point key.
+
+    Raises
+    ------
+    ValueError
+        Message starting with the offending parameter name.
+    """
+    if not isinstance(prior, Prior):
+        raise ValueError(f"prior: expected theory.Prior, got {type(prior).__name__}")
+    seq = check_inputs(prior, X)
+    width = strict_int("width", width, 1)
+    prior.widths(width)
+    seed = check_seed(seed)
+    method = check_method(method)
+    obs = check_observables(observables, prior, width)
+    if point_key is not None and (not isinstance(point_key, str) or not point_key):
+        raise ValueError(f"point_key: must be a non-empty string or None, got {point_key!r}")
+    resolved = resolve_method(prior, seq, width, method)
+    if point_key is None:
+        point_key = _point_key(prior, seq, width, resolved, seed)
+    return PreparedPoint(prior, seq, width, seed, method, resolved, obs, point_key)
+
+
+def prepare_spec(spec, observables: Sequence[str] | None = None) -> PreparedPoint:
+    """:class:`PreparedPoint` of a validated :class:`theory.PointSpec` (no second validation).
+
+    Parameters
+    ----------
+    spec : theory.PointSpec
+    observables : sequence of str, optional
+        Observables to draw instead of ``spec.observables`` (a subset of
+        :data:`OBSERVABLES`, validated).
+    """
+    obs = spec.observables if observables is None else check_observables(observables, spec.prior, spec.width)
+    seq = check_inputs(spec.prior, spec.X)
+    return PreparedPoint(spec.prior, seq, spec.width, spec.seed, spec.method, spec.resolved_method(),
+                         tuple(obs), spec.point_key())
+
+
+def estimate_bytes(prior: Prior, seq: np.ndarray, width: int, resolved: str, observables: Sequence[str],
+                   realizations: int) -> int:
+    """Estimated peak memory in bytes of drawing ``realizations`` realizations in one call.
+
+    Counts the float64 arrays the samplers allocate: outputs, kept
+    pre-activations/activations (for ``chat``/``caux``), the block of
+    pre-drawn normals, the weight matrices (``direct``) or the projection
+    basis (RNN ``projected``), and the kernel workspaces; plus 64 MiB of
+    interpreter and library overhead.  It is an estimate (within a factor of
+    about 1.5), used to refuse blocks that cannot fit before allocating.
+
+    Parameters
+    ----------
+    prior : theory.Prior
+    seq : ndarray of float64, shape (P, A+1, n_in)
+    width : int
+    resolved : {"direct", "projected"}
+    observables : sequence of str
+    realizations : int
+
+    Returns
+    -------
+    int
+    """
+    P, A1, n_in = seq.shape
+    A = A1 - 1
+    R = int(realizations)
+    widths = [int(w) for w in prior.widths(width)]
+    nmax = max(widths)
+    n_out = int(prior.n_out)
+    obs = set(observables)
+    values = 0
+    values += R * (P * n_out + 2 * (A1 + 1) * P * P)  # y, chat_d, caux_d
+    keep = ("chat" in obs) + ("caux" in obs and prior.shared)
+    values += keep * R * A1 * P * nmax  # H, PHI
+    values += ("chat" in obs) * R * (A1 + 1) ** 2 * P * P + ("caux" in obs) * 2 * R * (A1 + 1) ** 2 * P * P
+    if resolved == "projected":
+        if prior.shared:
+            n = widths[0]
+            rank_in = min(A1 * P, n_in + A1)
+            N = rank_in * n + A * P * n + P * n_out
+            kmax = max(1, min(A * P, n))
+            values += 2 * kmax * n + 3 * P * n + (A1 * P) ** 2 * 3
+        else:
+            N = (widths[0] if prior.bias == "static" else 0) + P * sum(widths) + P * n_out
+            values += 3 * P * nmax
+        values += max(N, min(R * N, _CHUNK_VALUES))
+    else:
+        W = nmax * nmax if A >= 1 else 0
+        values += (2 if prior.shared else 1) * W + 2 * nmax * n_in + 4 * P * nmax + nmax
+    return int(8 * values + (64 << 20))
+
+
+def _check_memory(prep: PreparedPoint, R: int, name: str = "realizations") -> None:
+    need = prep.block_bytes(R)
+    avail, source = _memory.available_bytes()
+    if avail is None or need <= avail:
+        return
+    one = prep.block_bytes(1)
+    if one > avail:
+        raise ValueError(
+            f"width: one realization of this point needs about {_memory.fmt_bytes(one)} "
+            f"({prep.resolved} sampler, width {prep.width}), but only {_memory.fmt_bytes(avail)} is available "
+            f"({source}); use a smaller width"
+            + (" or method='projected'" if prep.resolved == "direct" else "")
+        )
+    fit = max(1, int(avail // max(one, 1)))
+    raise ValueError(
+        f"{name}: drawing {R} realizations at once needs about {_memory.fmt_bytes(need)}, but only "
+        f"{_memory.fmt_bytes(avail)} is available ({source}); draw at most about {fit} at a time "
+        f"(one needs about {_memory.fmt_bytes(one)})"
+    )
+
+
 def sample(
     prior: Prior,
     X,
     width: int,
     realizations: int,
     seed: int = 0,
-    method: str = "projected",
+    method: str = DEFAULT_METHOD,
     observables: Sequence[str] = DEFAULT_OBSERVABLES,
     start: int = 0,
     point_key: str | None = None,
 ) -> dict:
     """Sample weight realizations ``start .. start+realizations-1`` of one point.
+
+    ``mcsim.sample(prior, X, width, R, seed, method)`` draws exactly the same
+    random streams as ``python -m mcsim run`` for the point spec with the same
+    prior, inputs, width, seed and method: both use
+    :func:`theory.spec.point_key`, so the results are bit-identical.
 
     Parameters
     ----------
@@ -471,66 +603,64 @@ def sample(
     realizations : int
         Number R >= 1 of realizations in this block.
     seed : int, optional
-        Root seed (>= 0).
-    method : {"projected", "direct", "auto"}
-        Reduced exact sampler, materialised reference, or chosen by
-        :func:`resolve_method`.
+        Root seed, ``0 <= seed < 2**63``.
+    method : {"auto", "projected", "direct"}
+        Chosen by :func:`resolve_method` (default, as in point specs), reduced
+        exact sampler, or materialised reference.
     observables : sequence of str
-        Any of ``y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout``.
+        Any of ``y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout``;
+        default ``("y", "caux_diag", "chat_diag")`` as in point specs.
     start : int, optional
         Global index of the first realization.
     point_key : str, optional
-        Point identity (e.g. ``PointSpec.point_key()``); default: a hash of
-        ``prior.to_dict()``, X, width and ``method``.
+        Override of the point identity (independent streams for the same
+        point); default :func:`theory.spec.point_key` of (prior, X, width,
+        resolved method, seed).
 
     Returns
     -------
     dict of str -> ndarray
         The requested observables (float64, shapes in the module docstring)
         and ``"overflow"`` (R,) bool.  Realization r depends only on
-        (seed, point_key, r): bit-identical for any block split or thread count.
+        (seed, point key, r): bit-identical for any block split or thread count.
 
     Raises
     ------
     ValueError
         Message starting with the offending parameter name (prior, X, width,
-        realizations, seed, method, observables, start, point_key).
+        realizations, seed, method, observables, start, point_key), also when
+        the estimated memory of the call (:func:`estimate_bytes`) exceeds the
+        available memory (see :mod:`mcsim._memory`).
 
     Warns
     -----
     RuntimeWarning
         When some realizations overflowed (recorded in ``"overflow"``).
     """
-    if not isinstance(prior, Prior):
-        raise ValueError(f"prior: expected theory.Prior, got {type(prior).__name__}")
-    seq = check_inputs(prior, X)
-    width = _int_param("width", width, 1)
-    prior.widths(width)
-    R = _int_param("realizations", realizations, 1)
-    seed = _int_param("seed", seed, 0)
-    start = _int_param("start", start, 0)
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method: unknown method {method!r}; allowed: {', '.join(METHODS)}")
-    obs = _check_observables(observables)
-    if point_key is not None and (not isinstance(point_key, str) or not point_key):
-        raise ValueError(f"point_key: must be a non-empty string or None, got {point_key!r}")
-    s = _Setup(prior, seq, width)
-    full = [o for o in obs if o in ("chat", "caux")]
-    if full and not prior.shared and len(set(int(w) for w in s.widths)) > 1:
-        raise ValueError(
-            f"observables: {', '.join(full)} (cross-layer blocks) need equal layer widths, "
-            f"but nu gives widths {list(map(int, s.widths))}; request "
-            + ", ".join(o + "_diag" for o in full) + " instead"
-        )
-    if point_key is None:
-        point_key = _derive_point_key(prior, seq, width, method)
-    resolved = resolve_method(prior, seq, width, method)
+    prep = prepare(prior, X, width, seed, method, observables, point_key)
+    R = strict_int("realizations", realizations, 1)
+    start = strict_int("start", start, 0)
+    _check_memory(prep, R)
+    return draw(prep, start, R)
+
+
+def draw(prep: PreparedPoint, start: int, R: int) -> dict:
+    """Draw realizations ``start .. start+R-1`` of a prepared point (no validation, no memory check).
+
+    Returns
+    -------
+    dict
+        As :func:`sample`.
+    """
+    prior = prep.prior
+    s = _Setup(prior, prep.seq, prep.width)
+    obs = prep.observables
     kern = _kernels_for(prior)
-    key = stream_key(seed, point_key)
+    key = stream_key(prep.seed, prep.point_key)
     keep_h = "chat" in obs
     keep_phi = "caux" in obs and prior.shared
     with np.errstate(all="ignore"):
-        if resolved == "projected":
+        if prep.resolved == "projected":
             y, chat_d, caux_d, H, PHI = _sample_projected(s, kern, key, start, R, keep_h, keep_phi)
         else:
             y, chat_d, caux_d, H, PHI = _sample_direct(s, kern, key, start, R, keep_h, keep_phi)
@@ -547,7 +677,7 @@ def sample(
             f"activation {prior.activation_name}, g2={prior.g2!r}, depth {prior.depth}); "
             "they are flagged in 'overflow'",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return out
 
@@ -590,29 +720,32 @@ def _assemble(s: _Setup, kern, obs, y, chat_d, caux_d, H, PHI) -> dict:
     return out
 
 
-def sample_point(spec, start: int, stop: int) -> dict:
+def sample_point(spec, start: int, stop: int, observables: Sequence[str] | None = None) -> dict:
     """Sample realizations ``start .. stop-1`` of a point spec.
 
     Parameters
     ----------
     spec : theory.PointSpec
+        Already validated (it is not validated again).
     start, stop : int
         Global realization range (``0 <= start < stop``).
+    observables : sequence of str, optional
+        Draw these instead of ``spec.observables``.
 
     Returns
     -------
     dict
-        As :func:`sample` with ``spec.observables``, ``spec.method``,
-        ``spec.seed`` and ``point_key=spec.point_key()``.
+        As :func:`sample` with the spec's prior, inputs, width, seed and
+        method: the same numbers as ``mcsim.sample(spec.prior, spec.X,
+        spec.width, stop, spec.seed, spec.method)[start:stop]``.
     """
-    start = _int_param("start", start, 0)
-    stop = _int_param("stop", stop, 0)
+    start = strict_int("start", start, 0)
+    stop = strict_int("stop", stop, 0)
     if stop <= start:
         raise ValueError(f"stop: must be > start ({start}), got {stop}")
-    return sample(
-        spec.prior, spec.X, spec.width, stop - start, seed=spec.seed, method=spec.method,
-        observables=spec.observables, start=start, point_key=spec.point_key(),
-    )
+    prep = prepare_spec(spec, observables)
+    _check_memory(prep, stop - start, name="block_size")
+    return draw(prep, start, stop - start)
 
 
 def weight_averaged_overlaps(

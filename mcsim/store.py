@@ -3,46 +3,66 @@
 Store layout
 ------------
 A store is a directory (``--store STORE``) holding one sub-directory per
-parameter point, named by :meth:`theory.PointSpec.point_key`::
+parameter point, named by :func:`theory.spec.point_key` (the key that
+:func:`mcsim.sample` uses too)::
 
-    STORE/<point_key>/spec.json                       distribution-defining spec
-    STORE/<point_key>/blocks/r{start:09d}-{stop:09d}.h5   one shard per block
-    STORE/<point_key>/blocks/.tmp-*                   in-flight temp files (ignored)
-    STORE/<point_key>/.lock                           advisory run lock (flock)
-    STORE/<point_key>/corrupt/                        bad shards moved aside by ``run``
+    STORE/<point_key>/spec.json                               point identity
+    STORE/<point_key>/blocks/r{start:09d}-{stop:09d}.{obs}.h5    one shard per block
+    STORE/<point_key>/blocks/.tmp-*                           in-flight temp files (ignored)
+    STORE/<point_key>/.lock                                   run lock (flock)
+    STORE/<point_key>/corrupt/                                bad shards moved aside by ``run``
 
-``spec.json`` holds the parts of the spec that define the distribution of one
-realization (``prior``, ``inputs``, ``width``, ``method``, ``seed``) and the
-``point_key``.  ``realizations``, ``block_size`` and ``observables`` are *not*
-part of the point identity: blocks are realization ranges ``[start, stop)``
-and realization ``r`` depends only on ``(seed, point_key, r)``, so shards of
-any tiling, written by any number of ranks, can be reused.
+``spec.json`` holds :func:`theory.spec.point_identity` (prior with activation
+identity, input values hash, width, resolved method, seed), the raw ``prior``,
+``inputs`` and ``method`` of the spec that created it, the ``point_key``, the
+store format and the ``sampler_stream_version``
+(:data:`mcsim._rng.SAMPLER_STREAM_VERSION`) of the code that drew its
+realizations.  ``realizations``, ``block_size`` and ``observables`` are not
+part of the point identity: realization ``r`` depends only on
+``(point_key, r)``, so shards of any tiling, written by any number of ranks,
+can be reused.
 
-A shard (block file) contains one dataset per observable plus ``overflow``,
-each with the realization as leading axis (length ``stop - start``), and the
-attributes ``mcsim_block_format``, ``point_key``, ``start``, ``stop``,
-``observables`` (JSON list), ``sha256`` (checksum of names, dtypes, shapes and
-raw bytes of all datasets), ``complete`` (marker, written last) and some
-provenance.  Shards are written to a temp file and published by
-``os.replace``, so a shard under its final name is either complete or was
-corrupted afterwards (detected by the checksum / HDF5 open).
+A shard holds realizations ``[start, stop)`` of the observables ``{obs}``
+(sorted names joined by ``+``, e.g. ``caux_diag+chat_diag+y``) plus
+``overflow``, each with the realization as leading axis, and the attributes
+``mcsim_block_format``, ``point_key``, ``sampler_stream_version``, ``start``,
+``stop``, ``observables`` (JSON list), ``sha256`` (checksum of names, dtypes,
+shapes and raw bytes of all datasets), ``complete`` (marker, written last)
+and provenance.  Shards are written to a temp file and published by
+``os.replace``; a shard's name determines its contents, so two writers of the
+same name write identical data.
+
+Observables share realizations
+------------------------------
+Specs of one point that differ only in ``observables`` share the point
+directory and its realizations: each requested observable is tiled over
+``[0, R)`` from every valid shard that holds it, and a run samples, for each
+realization range, only the observables still missing there.  Nothing is
+overwritten: shards with different observable sets have different names.
 
 Reuse rules
 -----------
-- A shard is *reusable* for a request if it is valid (opens, marker set,
-  ``point_key``/``start``/``stop`` match its name, leading axes match,
-  checksum matches) and it holds every requested observable.  Shards lacking
-  a now-requested observable are not reusable: their ranges are resampled
-  (the new shard replaces the old one when the names coincide).
-- Any set of reusable shards covering ``[0, R)`` can be finalised; if shards
-  overlap, a deterministic greedy tiling is used (at each position the shard
-  reaching furthest, ties broken by the larger start, then by file name).
-  Shards extending beyond ``R`` are sliced.
-- Concurrency: two runs of the same point may run at the same time.  The
-  advisory lock only produces a warning; correctness relies on atomic
-  ``os.replace`` of complete files with deterministic contents (last writer
-  wins, both writers write identical data), so concurrent runs can duplicate
-  work but not corrupt the store or the final file.
+- A shard is *usable* if it is valid (opens, marker set, ``point_key``,
+  stream version, range and observables match its name, leading axes match,
+  checksum matches).
+- A point directory or shard drawn by another ``sampler_stream_version`` is
+  refused (:class:`StaleStoreError`, never mixed in): delete the point
+  directory or use a new store.  Point directories of stores written before
+  the version was recorded are refused in the same way.
+- Per observable, a deterministic greedy tiling covers ``[0, R)`` (at each
+  position the shard reaching furthest, ties broken by the larger start,
+  then by file name).  Shards extending beyond ``R`` are sliced.
+- Concurrency: a run holds an exclusive ``flock`` on ``<point>/.lock`` while
+  it plans, samples and finalises; a second run of the same point (with the
+  same or other observables) waits for it, then reuses its shards.
+
+Final point files
+-----------------
+:func:`finalise` writes one self-describing file per point.  Every dataset
+carries a ``sha256`` attribute (:func:`dataset_checksum`, computed from the
+verified shard data while copying), and the root attribute ``datasets``
+lists them; :func:`read_point` and ``python -m mcsim info --verify`` verify
+every checksum and fail naming the dataset and the file.
 """
 
 from __future__ import annotations
@@ -62,12 +82,14 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-BLOCK_FORMAT = "mcsim-block-v1"
-POINT_FORMAT = "mcsim-point-v1"
-STORE_FORMAT = 1
-BLOCK_NAME_RE = re.compile(r"^r(\d{9,})-(\d{9,})\.h5$")
+from . import _rng
+
+BLOCK_FORMAT = "mcsim-block-v2"
+POINT_FORMAT = "mcsim-point-v2"
+STORE_FORMAT = 2
+BLOCK_NAME_RE = re.compile(r"^r(\d{9,})-(\d{9,})\.([a-z_]+(?:\+[a-z_]+)*)\.h5$")
 TEMP_PREFIX = ".tmp-"
-IDENTITY_KEYS = ("prior", "inputs", "width", "method", "seed")
+READ_CHUNK_BYTES = 64 << 20
 #: Age in seconds after which a temp file of an unknown (other-host) process is removed.
 STALE_TEMP_SECONDS = 24 * 3600
 
@@ -78,6 +100,15 @@ class StoreError(RuntimeError):
     """A store, shard or final point file is missing, incomplete or corrupt."""
 
 
+class StaleStoreError(StoreError):
+    """Stored realizations were drawn by another sampler stream version (or an older store format)."""
+
+
+def stream_version() -> int:
+    """The current :data:`mcsim._rng.SAMPLER_STREAM_VERSION` (read at call time)."""
+    return int(_rng.SAMPLER_STREAM_VERSION)
+
+
 # --------------------------------------------------------------------------- paths
 
 
@@ -86,9 +117,14 @@ def _unique(observables: Iterable[str]) -> list:
     return list(dict.fromkeys(o for o in observables if o != "overflow"))
 
 
-def block_name(start: int, stop: int) -> str:
-    """File name of the shard holding realizations ``[start, stop)``."""
-    return f"r{start:09d}-{stop:09d}.h5"
+def obs_tag(observables: Iterable[str]) -> str:
+    """File-name tag of an observable set: sorted names joined by ``+``."""
+    return "+".join(sorted(_unique(observables)))
+
+
+def block_name(start: int, stop: int, observables: Iterable[str]) -> str:
+    """File name of the shard holding realizations ``[start, stop)`` of ``observables``."""
+    return f"r{start:09d}-{stop:09d}.{obs_tag(observables)}.h5"
 
 
 def point_dir(store: PathLike, point_key: str) -> Path:
@@ -200,15 +236,90 @@ def checksum_arrays(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _checksum_header(h, name: str, dtype: np.dtype, shape: Sequence[int]) -> None:
+    h.update(f"{name}\0{np.dtype(dtype).str}\0{tuple(int(x) for x in shape)}\0".encode())
+
+
+def dataset_checksum(name: str, array: np.ndarray) -> str:
+    """SHA-256 of one dataset: name, dtype, shape and raw C-order bytes (``checksum_arrays({name: array})``)."""
+    return checksum_arrays({name: array})
+
+
+def _dataset_checksum_h5(ds, name: str) -> str:
+    """:func:`dataset_checksum` of an HDF5 dataset, read in chunks along axis 0."""
+    h = hashlib.sha256()
+    _checksum_header(h, name, ds.dtype, ds.shape)
+    if ds.ndim == 0:
+        h.update(np.ascontiguousarray(ds[()]).reshape(-1).view(np.uint8).data)
+        return h.hexdigest()
+    row = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+    step = max(1, READ_CHUNK_BYTES // row)
+    for i in range(0, ds.shape[0], step):
+        h.update(np.ascontiguousarray(ds[i:i + step]).reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
 # --------------------------------------------------------------------------- spec.json
 
 
 def identity_dict(spec) -> dict:
-    """The distribution-defining part of a :class:`theory.PointSpec` plus its key."""
-    ident = {k: spec.raw[k] for k in IDENTITY_KEYS}
-    ident["point_key"] = spec.point_key()
-    ident["mcsim_store_format"] = STORE_FORMAT
-    return ident
+    """Contents of ``spec.json``: the point identity of a :class:`theory.PointSpec` and the code identity."""
+    return {
+        "point_key": spec.point_key(),
+        "identity": spec.identity(),
+        "prior": spec.raw["prior"],
+        "inputs": spec.raw["inputs"],
+        "width": spec.width,
+        "seed": spec.seed,
+        "method_resolved": spec.resolved_method(),
+        "mcsim_store_format": STORE_FORMAT,
+        "sampler_stream_version": stream_version(),
+    }
+
+
+def _stale_message(pdir: Path, found, what: str = "") -> str:
+    found_txt = "an older mcsim that did not record it" if found is None else f"sampler stream version {found}"
+    return (f"store: point directory {pdir} {what}holds realizations drawn by {found_txt}, but this mcsim draws "
+            f"version {stream_version()}; they cannot be mixed: delete {pdir} (or use a new --store) and rerun")
+
+
+def stale_shards_message(pdir: PathLike, stale: Sequence["ShardInfo"]) -> str:
+    """One-line refusal for shards drawn by another sampler stream version."""
+    return (f"store: point directory {pdir} holds {len(stale)} shard(s) ({stale[0].path.name}: {stale[0].problem}) "
+            f"that cannot be mixed with realizations of this mcsim: delete {pdir} (or use a new --store) and rerun")
+
+
+def check_point_dir(pdir: PathLike, spec=None) -> dict:
+    """Read ``spec.json`` of a point directory and check it against this code (and ``spec``).
+
+    Returns
+    -------
+    dict
+        The parsed ``spec.json``.
+
+    Raises
+    ------
+    StaleStoreError
+        If its realizations were drawn by another sampler stream version or store format.
+    StoreError
+        If it is unreadable or describes another point than ``spec``.
+    """
+    pdir = Path(pdir)
+    spec_path = pdir / "spec.json"
+    try:
+        existing = json.loads(spec_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoreError(f"store: cannot read {spec_path}: {exc}") from None
+    if not isinstance(existing, dict):
+        raise StoreError(f"store: {spec_path} is not a JSON object")
+    if existing.get("mcsim_store_format") != STORE_FORMAT or existing.get("sampler_stream_version") != stream_version():
+        raise StaleStoreError(_stale_message(pdir, existing.get("sampler_stream_version")))
+    if spec is not None and (existing.get("point_key") != spec.point_key()
+                             or existing.get("identity") != spec.identity()):
+        raise StoreError(f"store: {spec_path} describes a different point than the spec (key "
+                         f"{str(existing.get('point_key'))[:12]} vs {spec.point_key()[:12]}); the store directory "
+                         "is inconsistent: delete it and rerun")
+    return existing
 
 
 def prepare_point_dir(store: PathLike, spec) -> Path:
@@ -227,6 +338,9 @@ def prepare_point_dir(store: PathLike, spec) -> Path:
 
     Raises
     ------
+    StaleStoreError
+        If the point directory was written by another sampler stream version
+        (see :func:`check_point_dir`).
     StoreError
         If ``store`` exists but is not a directory, or an existing
         ``spec.json`` describes a different point.
@@ -239,22 +353,12 @@ def prepare_point_dir(store: PathLike, spec) -> Path:
         blocks_dir(pdir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"store: cannot create {blocks_dir(pdir)}: {exc.strerror or exc}") from None
-    ident = identity_dict(spec)
     spec_path = pdir / "spec.json"
     if spec_path.exists():
-        try:
-            existing = json.loads(spec_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"store: cannot read {spec_path}: {exc}") from None
-        mismatched = [k for k in (*IDENTITY_KEYS, "point_key") if existing.get(k) != ident[k]]
-        if mismatched:
-            raise StoreError(
-                f"store: {spec_path} describes a different point (keys {mismatched} differ); "
-                "the store directory is inconsistent"
-            )
+        check_point_dir(pdir, spec)
     else:
         tmp = _temp_path(pdir, "spec.json")
-        tmp.write_text(json.dumps(ident, sort_keys=True, indent=1) + "\n")
+        tmp.write_text(json.dumps(identity_dict(spec), sort_keys=True, indent=1) + "\n")
         _publish(tmp, spec_path)
     return pdir
 
@@ -263,12 +367,13 @@ def prepare_point_dir(store: PathLike, spec) -> Path:
 
 
 class PointLock:
-    """Advisory, non-blocking ``flock`` on ``<point_dir>/.lock``.
+    """Exclusive ``flock`` on ``<point_dir>/.lock``, held by a run while it plans, samples and finalises.
 
-    ``acquire()`` returns ``None`` on success, or a human-readable description
-    of the current holder when another process holds the lock (the caller
-    warns and continues: shard writes are atomic, see the module docstring).
-    The lock is released automatically when the process dies.
+    :meth:`acquire` tries once and returns ``None`` on success, or a
+    description of the current holder; :meth:`wait` blocks until the lock is
+    free.  The lock is released automatically when the process dies.  On a
+    file system without ``flock`` support there is no locking (shard and
+    final-file writes stay atomic).
     """
 
     def __init__(self, pdir: PathLike):
@@ -276,6 +381,7 @@ class PointLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> Optional[str]:
+        """Try to take the lock once; ``None`` on success, else who holds it."""
         import fcntl
 
         try:
@@ -298,6 +404,18 @@ class PointLock:
         os.pwrite(fd, info.encode(), 0)
         self._fd = fd
         return None
+
+    def wait(self, on_wait=None, poll: float = 0.2) -> None:
+        """Block until the lock is taken; call ``on_wait(holder)`` once if another process holds it."""
+        import time
+
+        holder = self.acquire()
+        if holder is None:
+            return
+        if on_wait is not None:
+            on_wait(holder)
+        while self.acquire() is not None:
+            time.sleep(poll)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -412,7 +530,7 @@ def write_block(pdir: PathLike, point_key: str, start: int, stop: int, arrays: M
             )
     data = {name: np.ascontiguousarray(arrays[name]) for name in names}
     directory = blocks_dir(pdir)
-    final = directory / block_name(start, stop)
+    final = directory / block_name(start, stop, observables)
     with _atomic_file(final) as tmp:
         with _open_h5(tmp, "w") as f:
             for name, a in data.items():
@@ -420,6 +538,7 @@ def write_block(pdir: PathLike, point_key: str, start: int, stop: int, arrays: M
             attrs = f.attrs
             attrs["mcsim_block_format"] = BLOCK_FORMAT
             attrs["point_key"] = point_key
+            attrs["sampler_stream_version"] = np.int64(stream_version())
             attrs["start"] = np.int64(start)
             attrs["stop"] = np.int64(stop)
             attrs["observables"] = json.dumps(list(observables))
@@ -453,6 +572,8 @@ class ShardInfo:
     dtypes : dict of str to str
     verified : bool
         Whether the checksum was verified (``ok`` then includes it).
+    stale : bool
+        Drawn by another sampler stream version (never reused; the run is refused).
     """
 
     path: Path
@@ -464,6 +585,7 @@ class ShardInfo:
     shapes: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)
     verified: bool = False
+    stale: bool = False
 
     @property
     def range_str(self) -> str:
@@ -493,8 +615,9 @@ def inspect_block(path: PathLike, point_key: str, verify: bool = True) -> ShardI
     path = Path(path)
     m = BLOCK_NAME_RE.match(path.name)
     if not m:
-        return ShardInfo(path, -1, -1, problem="file name is not r{start}-{stop}.h5")
+        return ShardInfo(path, -1, -1, problem="file name is not r{start}-{stop}.{observables}.h5")
     start, stop = int(m.group(1)), int(m.group(2))
+    name_obs = sorted(m.group(3).split("+"))
     info = ShardInfo(path, start, stop)
     if stop <= start:
         info.problem = "empty or inverted range in file name"
@@ -510,6 +633,12 @@ def inspect_block(path: PathLike, point_key: str, verify: bool = True) -> ShardI
                 return info
             if attrs.get("point_key") != point_key:
                 info.problem = f"belongs to point {attrs.get('point_key')!r}"
+                return info
+            version = attrs.get("sampler_stream_version")
+            if version is None or int(version) != stream_version():
+                info.stale = True
+                info.problem = (f"drawn by sampler stream version {None if version is None else int(version)}, "
+                                f"this mcsim draws version {stream_version()}")
                 return info
             if int(attrs.get("start", -1)) != start or int(attrs.get("stop", -1)) != stop:
                 info.problem = f"attrs range [{attrs.get('start')}, {attrs.get('stop')}) does not match file name"
@@ -527,8 +656,9 @@ def inspect_block(path: PathLike, point_key: str, verify: bool = True) -> ShardI
                 info.dtypes[name] = ds.dtype.str
             declared = json.loads(attrs.get("observables", "[]"))
             info.observables = tuple(n for n in names if n != "overflow")
-            if sorted(declared) != sorted(info.observables):
-                info.problem = f"declared observables {declared} differ from datasets {list(info.observables)}"
+            if sorted(declared) != sorted(info.observables) or name_obs != sorted(info.observables):
+                info.problem = (f"declared observables {declared} / file name {name_obs} differ from datasets "
+                                f"{list(info.observables)}")
                 return info
             if verify:
                 data = {name: f[name][()] for name in names}
@@ -561,12 +691,6 @@ def scan_blocks(pdir: PathLike, point_key: str, verify: bool = True) -> list[Sha
         infos.append(inspect_block(p, point_key, verify=verify))
     infos.sort(key=lambda s: (s.start, s.stop, s.path.name))
     return infos
-
-
-def usable_shards(infos: Iterable[ShardInfo], observables: Sequence[str]) -> list[ShardInfo]:
-    """Valid shards that hold every observable in ``observables``."""
-    need = set(observables)
-    return [s for s in infos if s.ok and need.issubset(s.observables)]
 
 
 def choose_tiling(shards: Sequence[ShardInfo], realizations: int) -> tuple[list[tuple[ShardInfo, int, int]], list[tuple[int, int]]]:
@@ -617,31 +741,73 @@ def split_range(lo: int, hi: int, block_size: int) -> list[tuple[int, int]]:
     return out
 
 
+def tile_observables(infos: Iterable[ShardInfo], observables: Sequence[str], realizations: int):
+    """Per observable, the deterministic tiling of ``[0, realizations)`` by usable shards holding it.
+
+    Returns
+    -------
+    pieces : dict of str to list of (ShardInfo, lo, hi)
+    gaps : dict of str to list of (int, int)
+    """
+    good = [s for s in infos if s.ok]
+    pieces, gaps = {}, {}
+    for o in _unique(observables):
+        pieces[o], gaps[o] = choose_tiling([s for s in good if o in s.observables], realizations)
+    return pieces, gaps
+
+
+def missing_segments(gaps: Mapping[str, Sequence[tuple[int, int]]], observables: Sequence[str],
+                     realizations: int) -> list[tuple[int, int, tuple]]:
+    """Realization ranges with the observables missing there, merged where the set is equal.
+
+    Returns
+    -------
+    list of (int, int, tuple of str)
+        ``(lo, hi, observables)`` in order; observables in the order of ``observables``.
+    """
+    obs = _unique(observables)
+    cuts = sorted({0, realizations, *(x for o in obs for g in gaps[o] for x in g)})
+    segs: list[tuple[int, int, tuple]] = []
+    for a, b in zip(cuts, cuts[1:]):
+        miss = tuple(o for o in obs if any(lo <= a and b <= hi for lo, hi in gaps[o]))
+        if not miss:
+            continue
+        if segs and segs[-1][1] == a and segs[-1][2] == miss:
+            segs[-1] = (segs[-1][0], b, miss)
+        else:
+            segs.append((a, b, miss))
+    return segs
+
+
 @dataclass
 class Plan:
     """What a run has to sample for one point.
 
     Attributes
     ----------
-    to_sample : list of (int, int)
-        Realization blocks ``[start, stop)`` to sample, in order.
+    to_sample : list of (int, int, tuple of str)
+        Blocks ``(start, stop, observables)`` to sample, in order: each block
+        draws only the observables still missing for its range.
     reused : list of ShardInfo
-        Valid shards that already cover part of ``[0, R)``.
+        Valid shards used by the tiling of some requested observable.
     bad : list of ShardInfo
-        Corrupt / foreign shard files found (they will be replaced or ignored).
-    lacking : list of ShardInfo
-        Valid shards that lack a requested observable.
+        Corrupt / foreign shard files found (moved aside by ``run``).
+    stale : list of ShardInfo
+        Shards drawn by another sampler stream version (``run`` refuses them).
+    covered : int
+        Realizations in ``[0, R)`` already present for every requested observable.
     """
 
     to_sample: list
     reused: list
     bad: list
-    lacking: list
+    stale: list
+    covered: int
 
 
 def plan_blocks(pdir: PathLike, spec, realizations: Optional[int] = None,
                 block_size: Optional[int] = None, verify: bool = True) -> Plan:
-    """Find the realization blocks still missing for ``spec`` in a point directory.
+    """Find the realization blocks and observables still missing for ``spec`` in a point directory.
 
     Parameters
     ----------
@@ -660,20 +826,24 @@ def plan_blocks(pdir: PathLike, spec, realizations: Optional[int] = None,
     R = spec.realizations if realizations is None else int(realizations)
     bs = spec.block_size if block_size is None else int(block_size)
     infos = scan_blocks(pdir, spec.point_key(), verify=verify)
-    good = usable_shards(infos, spec.observables)
-    pieces, gaps = choose_tiling(good, R)
-    todo = [blk for lo, hi in gaps for blk in split_range(lo, hi, bs)]
-    reused = []
-    for s, _, _ in pieces:
-        if not reused or reused[-1] is not s:
-            reused.append(s)
-    bad = [s for s in infos if not s.ok]
-    lacking = [s for s in infos if s.ok and not set(spec.observables).issubset(s.observables)]
-    return Plan(todo, reused, bad, lacking)
+    pieces, gaps = tile_observables(infos, spec.observables, R)
+    segs = missing_segments(gaps, spec.observables, R)
+    todo = [(a, b, obs) for lo, hi, obs in segs for a, b in split_range(lo, hi, bs)]
+    reused, seen = [], set()
+    for o in _unique(spec.observables):
+        for s, _, _ in pieces[o]:
+            if s.path not in seen:
+                seen.add(s.path)
+                reused.append(s)
+    reused.sort(key=lambda s: (s.start, s.stop, s.path.name))
+    missing = sum(hi - lo for lo, hi in _intervals((lo, hi) for lo, hi, _ in segs))
+    bad = [s for s in infos if not s.ok and not s.stale]
+    stale = [s for s in infos if s.stale]
+    return Plan(todo, reused, bad, stale, R - missing)
 
 
-def _fmt_ranges(ranges: Sequence[tuple[int, int]], limit: int = 20) -> str:
-    txt = ", ".join(f"[{a}, {b})" for a, b in ranges[:limit])
+def _fmt_ranges(ranges: Sequence[tuple], limit: int = 20) -> str:
+    txt = ", ".join(f"[{r[0]}, {r[1]})" for r in ranges[:limit])
     if len(ranges) > limit:
         txt += f", ... ({len(ranges) - limit} more)"
     return txt
@@ -721,21 +891,14 @@ def _package_versions() -> dict:
     return versions
 
 
-def _resolved_method(spec) -> str:
-    if spec.method != "auto":
-        return spec.method
-    import mcsim
-
-    return str(mcsim.resolve_method(spec.prior, spec.X, spec.width, spec.method))
-
-
 def point_attrs(spec, realizations: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
     """Root attributes of a final point file (see :func:`finalise`)."""
     attrs: dict[str, Any] = {
         "mcsim_format": POINT_FORMAT,
         "point_key": spec.point_key(),
         "spec_json": spec.canonical_json(),
-        "identity_json": json.dumps({k: spec.raw[k] for k in IDENTITY_KEYS}, sort_keys=True, separators=(",", ":")),
+        "identity_json": json.dumps(spec.identity(), sort_keys=True, separators=(",", ":")),
+        "sampler_stream_version": np.int64(stream_version()),
         "label": str(spec.raw.get("label", "")),
     }
     for k, v in spec.prior.to_dict().items():
@@ -750,7 +913,8 @@ def point_attrs(spec, realizations: int, extra: Optional[Mapping[str, Any]] = No
     attrs["block_size"] = np.int64(spec.block_size)
     attrs["method"] = spec.method
     attrs["method_requested"] = spec.method
-    attrs["method_resolved"] = _resolved_method(spec)
+    attrs["method_resolved"] = spec.resolved_method()
+    attrs["activation_identity"] = spec.prior.act.identity
     attrs["observables"] = json.dumps(_unique(spec.observables))
     attrs["inputs_spec_json"] = json.dumps(spec.raw["inputs"], sort_keys=True, separators=(",", ":"))
     if isinstance(spec.raw["inputs"], dict) and "seed" in spec.raw["inputs"]:
@@ -767,16 +931,19 @@ def point_attrs(spec, realizations: int, extra: Optional[Mapping[str, Any]] = No
 
 def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = None,
              extra_attrs: Optional[Mapping[str, Any]] = None) -> Path:
-    """Merge the shards of a point into one self-describing HDF5 file.
+    """Merge the shards of a point into one self-describing HDF5 file with per-dataset checksums.
 
     The output holds, at the root, one dataset per requested observable
     (shape ``(R, ...)``, named as in :func:`mcsim.sample`), ``/overflow``
-    ``(R,)`` bool and ``/inputs`` (X), each with a ``description`` attribute,
-    and the root attributes of :func:`point_attrs` plus ``overflow_count``,
-    ``n_shards`` and finally ``complete = True``.  Data are copied (no
-    virtual datasets), every shard's checksum is verified while copying, and
-    the file is written to a temp file then renamed, so ``out`` is never a
-    partial file and never contains fill values.
+    ``(R,)`` bool and ``/inputs`` (X).  Every dataset has a ``description``
+    and a ``sha256`` attribute (:func:`dataset_checksum`, computed from the
+    shard data after the shard's own checksum was verified); the root has
+    the attributes of :func:`point_attrs` plus ``datasets`` (JSON list of the
+    checksummed datasets), ``overflow_count``, ``n_shards`` and finally
+    ``complete = True``.  Each observable is tiled from the shards holding it
+    (:func:`tile_observables`).  Data are copied (no virtual datasets) into a
+    temp file renamed at the end, so ``out`` is never partial and never
+    contains fill values.
 
     Parameters
     ----------
@@ -797,6 +964,8 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
 
     Raises
     ------
+    StaleStoreError
+        If the point directory or a shard was drawn by another sampler stream version.
     StoreError
         Naming every missing realization range and every corrupt/truncated
         shard, if ``[0, R)`` cannot be assembled from valid shards.
@@ -807,33 +976,48 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
         raise StoreError(f"out: directory does not exist: {out.parent}")
     if out.is_dir():
         raise StoreError(f"out: {out} is a directory")
+    check_point_dir(pdir, spec)
     key = spec.point_key()
+    obs = _unique(spec.observables)
     infos = scan_blocks(pdir, key, verify=False)
-    good = usable_shards(infos, spec.observables)
-    pieces, gaps = choose_tiling(good, R)
-    if gaps:
-        raise StoreError(_missing_message(pdir, key, R, gaps, infos, spec.observables))
-    names = _unique(spec.observables) + ["overflow"]
-    # consistent trailing shapes / dtypes across the chosen shards
-    ref = pieces[0][0]
-    for s, _, _ in pieces[1:]:
-        for name in names:
-            if s.shapes[name][1:] != ref.shapes[name][1:] or s.dtypes[name] != ref.dtypes[name]:
-                raise StoreError(
-                    f"store: shard {s.path.name} has {name!r} of shape {s.shapes[name]} / dtype {s.dtypes[name]}, "
-                    f"inconsistent with {ref.path.name} ({ref.shapes[name]} / {ref.dtypes[name]})"
-                )
+    stale = [s for s in infos if s.stale]
+    if stale:
+        raise StaleStoreError(stale_shards_message(pdir, stale))
+    pieces, gaps = tile_observables(infos, obs, R)
+    if any(gaps[o] for o in obs):
+        raise StoreError(_missing_message(pdir, key, R, gaps, infos, obs))
+    # consistent trailing shapes / dtypes across the chosen shards, per observable
+    for o in obs:
+        ref = pieces[o][0][0]
+        for s, _, _ in pieces[o][1:]:
+            for name in (o, "overflow"):
+                if s.shapes[name][1:] != ref.shapes[name][1:] or s.dtypes[name] != ref.dtypes[name]:
+                    raise StoreError(
+                        f"store: shard {s.path.name} has {name!r} of shape {s.shapes[name]} / dtype "
+                        f"{s.dtypes[name]}, inconsistent with {ref.path.name} ({ref.shapes[name]} / {ref.dtypes[name]})"
+                    )
+    # every shard used, in start order, with the pieces it contributes
+    by_shard: dict[Path, tuple[ShardInfo, list]] = {}
+    for o in obs:
+        for s, lo, hi in pieces[o]:
+            by_shard.setdefault(s.path, (s, []))[1].append((o, lo, hi))
+    order = sorted(by_shard.values(), key=lambda t: (t[0].start, t[0].stop, t[0].path.name))
     _clean_temps([out.parent], STALE_TEMP_SECONDS, suffix="-" + out.name)  # left by killed finalisations
     corrupt: list[tuple[ShardInfo, str]] = []
-    overflow_count = 0
+    overflow = np.zeros(R, dtype=bool)
+    overflow_set = np.zeros(R, dtype=bool)
+    hashes, next_lo = {}, {o: 0 for o in obs}
     with _atomic_file(out) as tmp:
         with _open_h5(tmp, "w") as f:
             dsets = {}
-            for name in names:
-                shape = (R, *ref.shapes[name][1:])
-                dsets[name] = f.create_dataset(name, shape=shape, dtype=np.dtype(ref.dtypes[name]))
-                dsets[name].attrs["description"] = describe_dataset(name, shape)
-            for s, lo, hi in pieces:
+            for o in obs:
+                ref = pieces[o][0][0]
+                shape, dt = (R, *ref.shapes[o][1:]), np.dtype(ref.dtypes[o])
+                dsets[o] = f.create_dataset(o, shape=shape, dtype=dt)
+                dsets[o].attrs["description"] = describe_dataset(o, shape)
+                hashes[o] = hashlib.sha256()
+                _checksum_header(hashes[o], o, dt, shape)
+            for s, contrib in order:
                 if corrupt:  # keep scanning only to report every bad shard
                     bad = _verify_only(s)
                     if bad:
@@ -847,18 +1031,37 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
                 if checksum_arrays(arrays) != attrs.get("sha256"):
                     corrupt.append((s, "checksum mismatch (corrupt data)"))
                     continue
-                a, b = lo - s.start, hi - s.start
-                for name in names:
-                    dsets[name][lo:hi] = arrays[name][a:b]
-                overflow_count += int(np.count_nonzero(arrays["overflow"][a:b]))
+                for o, lo, hi in contrib:
+                    if lo != next_lo[o]:  # pragma: no cover - guaranteed by the greedy tiling
+                        raise RuntimeError(f"finalise: pieces of {o!r} out of order at {lo} (expected {next_lo[o]})")
+                    a, b = lo - s.start, hi - s.start
+                    piece = np.ascontiguousarray(arrays[o][a:b])
+                    dsets[o][lo:hi] = piece
+                    hashes[o].update(piece.reshape(-1).view(np.uint8).data)
+                    next_lo[o] = hi
+                    ov = np.asarray(arrays["overflow"][a:b], dtype=bool)
+                    seen = overflow_set[lo:hi]
+                    if np.any(overflow[lo:hi][seen] != ov[seen]):
+                        raise StoreError(f"store: shard {s.path.name} disagrees with other shards on 'overflow' in "
+                                         f"[{lo}, {hi}); the point directory {pdir} is inconsistent: delete it and rerun")
+                    overflow[lo:hi] = ov
+                    overflow_set[lo:hi] = True
             if corrupt:
                 raise StoreError(_corrupt_message(pdir, key, R, corrupt))
-            X = np.asarray(spec.X)
+            checksums = {o: h.hexdigest() for o, h in hashes.items()}
+            ds = f.create_dataset("overflow", data=overflow)
+            ds.attrs["description"] = describe_dataset("overflow", overflow.shape)
+            checksums["overflow"] = dataset_checksum("overflow", overflow)
+            X = np.ascontiguousarray(spec.X, dtype=float)
             inp = f.create_dataset("inputs", data=X)
             inp.attrs["description"] = describe_dataset("inputs", X.shape)
+            checksums["inputs"] = dataset_checksum("inputs", X)
+            for name, digest in checksums.items():
+                f[name].attrs["sha256"] = digest
             attrs = point_attrs(spec, R, extra_attrs)
-            attrs["overflow_count"] = np.int64(overflow_count)
-            attrs["n_shards"] = np.int64(len(pieces))
+            attrs["datasets"] = json.dumps(sorted(checksums))
+            attrs["overflow_count"] = np.int64(int(overflow.sum()))
+            attrs["n_shards"] = np.int64(len(order))
             for k, v in attrs.items():
                 f.attrs[k] = v
             f.attrs["complete"] = True
@@ -876,16 +1079,13 @@ def _verify_only(s: ShardInfo) -> str:
 
 
 def _missing_message(pdir, key, R, gaps, infos, observables) -> str:
+    allgaps = _intervals(g for o in observables for g in gaps[o])
+    per_obs = "; ".join(f"{o}: {_fmt_ranges(gaps[o])}" for o in observables if gaps[o])
     msg = [f"finalize: point {key[:12]} in {pdir}: cannot assemble realizations [0, {R}): "
-           f"missing realization ranges {_fmt_ranges(gaps)}"]
-    bad = [s for s in infos if not s.ok and s.start < R and any(s.start < hi and lo < s.stop for lo, hi in gaps)]
+           f"missing realization ranges {_fmt_ranges(allgaps)} ({per_obs})"]
+    bad = [s for s in infos if not s.ok and s.start < R and any(s.start < hi and lo < s.stop for lo, hi in allgaps)]
     if bad:
         msg.append("corrupt/truncated shards: " + "; ".join(f"{s.path.name} {s.range_str}: {s.problem}" for s in bad))
-    lacking = [s for s in infos if s.ok and not set(observables).issubset(s.observables)
-               and any(s.start < hi and lo < s.stop for lo, hi in gaps)]
-    if lacking:
-        msg.append("shards lacking requested observables " + str(list(observables)) + ": "
-                   + ", ".join(f"{s.path.name} (has {list(s.observables)})" for s in lacking))
     msg.append("rerun 'python -m mcsim run' with the same spec to sample them")
     return "; ".join(msg)
 
@@ -909,8 +1109,91 @@ def _attr_py(v):
     return v
 
 
+def _open_point_file(path: Path):
+    """Open a final point file and check its format and completeness; return (file, attrs)."""
+    if not path.is_file():
+        raise StoreError(f"{path}: no such point file")
+    try:
+        f = _open_h5(path, "r")
+    except Exception as exc:
+        raise StoreError(f"{path}: unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
+    try:
+        attrs = {k: _attr_py(v) for k, v in f.attrs.items()}
+    except Exception as exc:
+        f.close()
+        raise StoreError(f"{path}: unreadable HDF5 attributes ({type(exc).__name__}: {exc})") from None
+    fmt = attrs.get("mcsim_format")
+    if fmt != POINT_FORMAT:
+        f.close()
+        if isinstance(fmt, str) and fmt.startswith("mcsim-point-"):
+            raise StoreError(f"{path}: point file format {fmt!r} has no checksums (this mcsim reads {POINT_FORMAT!r}); "
+                             "rerun 'python -m mcsim run' or 'finalize' to rewrite it")
+        raise StoreError(f"{path}: not a finalised mcsim point file (mcsim_format attribute missing)")
+    if attrs.get("complete") is not True:
+        f.close()
+        raise StoreError(f"{path}: incomplete point file (completeness marker missing)")
+    return f, attrs
+
+
+def _check_dataset(f, path: Path, name: str, R: Optional[int]) -> None:
+    """Raise StoreError unless dataset ``name`` exists, has R realizations and matches its sha256 attribute."""
+    if name not in f:
+        raise StoreError(f"{path}: dataset {name!r} missing")
+    ds = f[name]
+    if R is not None and ds.shape[:1] != (R,):
+        raise StoreError(f"{path}: dataset {name!r} has shape {ds.shape}, expected {R} realizations")
+    want = ds.attrs.get("sha256")
+    if want is None:
+        raise StoreError(f"{path}: dataset {name!r} has no sha256 checksum attribute")
+    try:
+        got = _dataset_checksum_h5(ds, name)
+    except Exception as exc:
+        raise StoreError(f"{path}: dataset {name!r} unreadable ({type(exc).__name__}: {exc})") from None
+    if got != _attr_py(want):
+        raise StoreError(f"{path}: dataset {name!r}: checksum mismatch (corrupt data); "
+                         "rerun 'python -m mcsim finalize' (or run) to rewrite the file")
+
+
+def verify_point(path: PathLike) -> dict:
+    """Verify a final point file: format, completeness and the checksum of every dataset.
+
+    Returns
+    -------
+    dict
+        The root attributes (as :func:`read_point`).
+
+    Raises
+    ------
+    StoreError
+        Naming the file and the first bad dataset.
+    """
+    path = Path(path)
+    f, attrs = _open_point_file(path)
+    with f:
+        try:
+            names = json.loads(attrs["datasets"])
+            observables = json.loads(attrs["observables"])
+            R = int(attrs["realizations"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{path}: malformed root attributes ({type(exc).__name__}: {exc})") from None
+        extra = sorted(set(f.keys()) - set(names))
+        if extra:
+            raise StoreError(f"{path}: unexpected datasets {extra} (not listed in the 'datasets' attribute)")
+        for name in names:
+            _check_dataset(f, path, name, R if name != "inputs" else None)
+        for name in [*observables, "overflow", "inputs"]:
+            if name not in names:
+                raise StoreError(f"{path}: dataset {name!r} missing")
+    attrs["observables"] = observables
+    attrs["datasets"] = names
+    return attrs
+
+
 def read_point(path: PathLike) -> tuple[dict, dict]:
-    """Read a finalised point file.
+    """Read a finalised point file, verifying every dataset's checksum.
+
+    This is the reader for simulation results (the workflow scripts should
+    use it): a flipped byte anywhere in the data is an error, never a number.
 
     Parameters
     ----------
@@ -924,36 +1207,43 @@ def read_point(path: PathLike) -> tuple[dict, dict]:
         length R), ``"overflow"`` (R,) bool and ``"inputs"`` (X).
     attrs : dict
         Root attributes as Python / NumPy values (see :func:`point_attrs`);
-        ``attrs["observables"]`` is decoded to a list.
+        ``attrs["observables"]`` and ``attrs["datasets"]`` are decoded to lists.
 
     Raises
     ------
     StoreError
         If the file is missing, unreadable, not a complete finalised point
-        file, or a dataset has the wrong number of realizations.
+        file of this format, a dataset is missing or has the wrong number of
+        realizations, or a checksum does not match (naming the dataset and file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path}: no such point file")
-    try:
-        with _open_h5(path, "r") as f:
-            attrs = {k: _attr_py(v) for k, v in f.attrs.items()}
-            if attrs.get("mcsim_format") != POINT_FORMAT:
-                raise StoreError(f"{path}: not a finalised mcsim point file (mcsim_format attribute missing)")
-            if attrs.get("complete") is not True:
-                raise StoreError(f"{path}: incomplete point file (completeness marker missing)")
-            arrays = {name: f[name][()] for name in f.keys()}
-    except StoreError:
-        raise
-    except Exception as exc:
-        raise StoreError(f"{path}: unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
-    attrs["observables"] = json.loads(attrs["observables"])
-    R = int(attrs["realizations"])
-    for name in [*attrs["observables"], "overflow"]:
-        if name not in arrays:
-            raise StoreError(f"{path}: dataset {name!r} missing")
-        if arrays[name].shape[:1] != (R,):
-            raise StoreError(f"{path}: dataset {name!r} has shape {arrays[name].shape}, expected {R} realizations")
+    f, attrs = _open_point_file(path)
+    with f:
+        try:
+            names = json.loads(attrs["datasets"])
+            observables = json.loads(attrs["observables"])
+            R = int(attrs["realizations"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{path}: malformed root attributes ({type(exc).__name__}: {exc})") from None
+        arrays = {}
+        for name in sorted(set(names) | set(f.keys()) | {*observables, "overflow", "inputs"}):
+            if name not in names:
+                raise StoreError(f"{path}: dataset {name!r} has no checksum entry in the 'datasets' attribute")
+            if name not in f:
+                raise StoreError(f"{path}: dataset {name!r} missing")
+            ds = f[name]
+            if name != "inputs" and ds.shape[:1] != (R,):
+                raise StoreError(f"{path}: dataset {name!r} has shape {ds.shape}, expected {R} realizations")
+            try:
+                a = ds[()]
+            except Exception as exc:
+                raise StoreError(f"{path}: dataset {name!r} unreadable ({type(exc).__name__}: {exc})") from None
+            if dataset_checksum(name, a) != _attr_py(ds.attrs.get("sha256")):
+                raise StoreError(f"{path}: dataset {name!r}: checksum mismatch (corrupt data); "
+                                 "rerun 'python -m mcsim finalize' (or run) to rewrite the file")
+            arrays[name] = a
+    attrs["observables"] = observables
+    attrs["datasets"] = names
     return arrays, attrs
 
 
@@ -984,7 +1274,9 @@ def describe_point_dir(pdir: PathLike, spec=None, verify: bool = False) -> str:
     if ident:
         lines.append(f"  prior: {json.dumps(ident.get('prior'), sort_keys=True)}")
         lines.append(f"  inputs: {json.dumps(ident.get('inputs'), sort_keys=True)}")
-        lines.append(f"  width: {ident.get('width')}  seed: {ident.get('seed')}  method: {ident.get('method')}")
+        lines.append(f"  width: {ident.get('width')}  seed: {ident.get('seed')}  method: {ident.get('method_resolved')}")
+        lines.append(f"  sampler stream version: {ident.get('sampler_stream_version')} "
+                     f"(this mcsim: {stream_version()})")
     infos = scan_blocks(pdir, key, verify=verify)
     good = [s for s in infos if s.ok]
     bad = [s for s in infos if not s.ok]
@@ -996,9 +1288,14 @@ def describe_point_dir(pdir: PathLike, spec=None, verify: bool = False) -> str:
     R = spec.realizations if spec is not None else (present[-1][1] if present else 0)
     if spec is not None:
         lines.append(f"  requested by spec: realizations [0, {R}), observables {list(spec.observables)}")
-        pieces, gaps = choose_tiling(usable_shards(infos, spec.observables), R)
+        _, gap_map = tile_observables(infos, spec.observables, R)
+        gaps = _intervals(g for o in spec.observables for g in gap_map[o])
+        for o in spec.observables:
+            if gap_map[o]:
+                lines.append(f"  missing {o}: {_fmt_ranges(gap_map[o])}")
     else:
-        pieces, gaps = choose_tiling(good, R)
+        _, gaps = choose_tiling(good, R)
+    pieces, _ = choose_tiling(good, R)
     lines.append(f"  missing in [0, {R}): {_fmt_ranges(gaps) or 'none'}")
     obs_sets = sorted({s.observables for s in good})
     for obs in obs_sets:
@@ -1017,7 +1314,7 @@ def describe_point_dir(pdir: PathLike, spec=None, verify: bool = False) -> str:
                 pass
         lines.append(f"  overflow count (over {sum(hi - lo for _, lo, hi in pieces)} covered realizations): {n_over}")
     for s in bad:
-        lines.append(f"  BAD shard {s.path.name} {s.range_str}: {s.problem}")
+        lines.append(f"  {'STALE' if s.stale else 'BAD'} shard {s.path.name} {s.range_str}: {s.problem}")
     temps = [p.name for d in (pdir, blocks_dir(pdir)) if d.is_dir() for p in d.iterdir()
              if p.name.startswith(TEMP_PREFIX)]
     if temps:
@@ -1025,20 +1322,33 @@ def describe_point_dir(pdir: PathLike, spec=None, verify: bool = False) -> str:
     return "\n".join(lines)
 
 
-def describe_final_file(path: PathLike) -> str:
-    """Multi-line summary of a finalised point file (for ``python -m mcsim info``)."""
+def describe_final_file(path: PathLike, verify: bool = False) -> str:
+    """Multi-line summary of a finalised point file (for ``python -m mcsim info``).
+
+    With ``verify`` every dataset checksum is verified first (:func:`verify_point`).
+
+    Raises
+    ------
+    StoreError
+        For a file that is not a complete point file of this format, or (with
+        ``verify``) a checksum mismatch, naming the dataset and the file.
+    """
     path = Path(path)
     lines = [f"point file: {path}"]
+    if verify:
+        verify_point(path)
+    f, attrs = _open_point_file(path)
     try:
-        with _open_h5(path, "r") as f:
-            attrs = {k: _attr_py(v) for k, v in f.attrs.items()}
+        with f:
             shapes = {name: (f[name].shape, f[name].dtype.str) for name in f.keys()}
             n_over = int(np.count_nonzero(f["overflow"][()])) if "overflow" in f else None
     except Exception as exc:
         raise StoreError(f"{path}: unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
-    if attrs.get("mcsim_format") != POINT_FORMAT:
-        raise StoreError(f"{path}: not a finalised mcsim point file (mcsim_format attribute missing)")
     lines.append(f"  complete: {attrs.get('complete') is True}")
+    lines.append("  checksums: " + (f"verified ({len(shapes)} datasets)" if verify
+                                    else "not verified (use --verify)"))
+    lines.append(f"  sampler stream version: {attrs.get('sampler_stream_version')}"
+                 f"  activation identity: {attrs.get('activation_identity')}")
     lines.append(f"  point_key: {attrs.get('point_key')}")
     prior_keys = ("arch", "depth", "activation", "g2", "sigma2", "g2_in", "bias", "g2_out", "sigma2_out", "nu", "n_out")
     lines.append("  prior: " + ", ".join(f"{k}={_short(attrs.get(k))}" for k in prior_keys if k in attrs))
@@ -1065,7 +1375,7 @@ def describe_path(path: PathLike, spec=None, verify: bool = False) -> str:
     """Summarise a final point file, a point directory or a store root."""
     path = Path(path)
     if path.is_file():
-        return describe_final_file(path)
+        return describe_final_file(path, verify=verify)
     if not path.is_dir():
         raise StoreError(f"{path}: no such file or directory")
     if spec is not None and (path / spec.point_key() / "spec.json").is_file():

@@ -180,10 +180,10 @@ def test_mcsim_cli_resolves_import_path_in_its_own_process(custom_module, tmp_pa
     for name in ("y", "caux_diag"):
         np.testing.assert_array_equal(arrays[name], ref[name], err_msg=name)
 
-    env["PYTHONPATH"] = snakemake_env()["PYTHONPATH"]  # module not importable: clear error, exit 1
+    env["PYTHONPATH"] = snakemake_env()["PYTHONPATH"]  # module not importable: clear error, exit 2 (bad input)
     res = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 1
-    assert f"mcsim run: error: activation: cannot import module '{MODULE}'" in res.stderr, res.stderr
+    assert res.returncode == 2
+    assert f"error: prior.activation: cannot import module '{MODULE}'" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
 
 

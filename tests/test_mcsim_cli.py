@@ -37,16 +37,16 @@ def assert_one_line_error(err, *fragments):
 @pytest.mark.parametrize(
     "case, fragments",
     [
-        ("missing-spec", ["mcsim run: error: spec: file not found"]),
-        ("bad-json", ["mcsim run: error: spec:", "not valid JSON"]),
-        ("bad-width", ["mcsim run: error: width: must be an integer >= 1"]),
-        ("bad-activation", ["mcsim run: error: activation: unknown activation"]),
-        ("unknown-key", ["mcsim run: error: spec: unknown keys ['widht']"]),
-        ("out-dir-missing", ["mcsim run: error: out: directory does not exist"]),
-        ("store-is-file", ["mcsim run: error: store:", "not a directory"]),
+        ("missing-spec", ["error: spec: file not found"]),
+        ("bad-json", ["error: spec:", "not valid JSON"]),
+        ("bad-width", ["error: width: must be an integer >= 1"]),
+        ("bad-activation", ["error: prior.activation: unknown activation"]),
+        ("unknown-key", ["error: spec: unknown keys ['widht']"]),
+        ("out-dir-missing", ["error: out: directory does not exist"]),
+        ("store-is-file", ["error: store:", "not a directory"]),
     ],
 )
-def test_run_user_errors_exit_1_with_one_line(tmp_path, capsys, case, fragments):
+def test_run_user_errors_exit_2_with_one_line(tmp_path, capsys, case, fragments):
     spec = write_spec(tmp_path / "p.json")
     store, out = tmp_path / "store", tmp_path / "out.h5"
     if case == "missing-spec":
@@ -65,7 +65,8 @@ def test_run_user_errors_exit_1_with_one_line(tmp_path, capsys, case, fragments)
         store.write_text("x")
     code = cli.main(["run", "--spec", str(spec), "--store", str(store), "--out", str(out), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
+    assert err.startswith("error: ")
     assert_one_line_error(err, *fragments)
     assert not out.exists()
 
@@ -75,8 +76,8 @@ def test_run_user_errors_exit_1_with_one_line(tmp_path, capsys, case, fragments)
     [
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["run", "--spec", "x.json"], "the following arguments are required: --store, --out"),
-        (["run", "--spec", "x", "--store", "s", "--out", "o", "--block-size", "0"], "block-size: must be >= 1"),
-        (["run", "--spec", "x", "--store", "s", "--out", "o", "--realizations", "many"], "realizations: must be an integer"),
+        (["run", "--spec", "x", "--store", "s", "--out", "o", "--block-size", "0"], "error: argument --block-size: must be an integer >= 1"),
+        (["run", "--spec", "x", "--store", "s", "--out", "o", "--realizations", "many"], "argument --realizations: must be an integer"),
         (["info"], "the following arguments are required: path"),
     ],
 )
@@ -90,8 +91,8 @@ def test_usage_errors_exit_2(capsys, argv, fragment):
 def test_finalize_user_errors(tmp_path, capsys):
     spec = write_spec(tmp_path / "p.json")
     code = cli.main(["finalize", "--spec", str(spec), "--store", str(tmp_path / "nostore"), "--out", str(tmp_path / "o.h5")])
-    assert code == 1
-    assert_one_line_error(capsys.readouterr().err, "mcsim finalize: error: store: no such directory")
+    assert code == 2
+    assert_one_line_error(capsys.readouterr().err, "error: store: no such directory")
     (tmp_path / "store").mkdir()
     code = cli.main(["finalize", "--spec", str(spec), "--store", str(tmp_path / "store"), "--out", str(tmp_path / "o.h5")])
     assert code == 1
@@ -115,13 +116,18 @@ def test_help_and_user_error_in_a_real_subprocess(tmp_path, subprocess_env):
     res = subprocess.run([sys.executable, "-m", "mcsim", "--help"], capture_output=True, text=True, env=env,
                          timeout=120)
     assert res.returncode == 0
-    for word in ("run", "finalize", "info", "bench", "mpiexec"):
-        assert word in res.stdout
+    for word in ("run", "finalize", "info", "bench", "mpiexec", "exit codes: 0 success; 1 runtime failure",
+                 "2 bad input", "error: <key>: <what>"):
+        assert word in res.stdout, word
+    res = subprocess.run([sys.executable, "-m", "mcsim", "run", "--help"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert res.returncode == 0 and "exit codes: 0 success; 1 runtime failure" in res.stdout
+    assert "2 bad input" in res.stdout and "SAMPLER_STREAM_VERSION" in res.stdout
     res = subprocess.run([sys.executable, "-m", "mcsim", "run", "--spec", str(tmp_path / "nope.json"), "--store",
                           str(tmp_path / "s"), "--out", str(tmp_path / "o.h5")], capture_output=True, text=True,
                          env=env, timeout=120)
-    assert res.returncode == 1
-    assert_one_line_error(res.stderr, "spec: file not found")
+    assert res.returncode == 2
+    assert_one_line_error(res.stderr, "error: spec: file not found")
     res = subprocess.run([sys.executable, "-m", "mcsim", "explode"], capture_output=True, text=True, env=env,
                          timeout=120)
     assert res.returncode == 2 and "invalid choice" in res.stderr and "Traceback" not in res.stderr
@@ -178,5 +184,5 @@ def test_progress_display_tty_and_plain(monkeypatch):
 def test_values_rejected_by_the_sampler_are_user_errors(tmp_path, capsys):
     spec = write_spec(tmp_path / "p.json", observables=["y", "no_such_observable"])
     code = cli.main(["run", "--spec", str(spec), "--store", str(tmp_path / "s"), "--out", str(tmp_path / "o.h5")])
-    assert code == 1
-    assert_one_line_error(capsys.readouterr().err, "mcsim run: error: observables:", "no_such_observable")
+    assert code == 2
+    assert_one_line_error(capsys.readouterr().err, "error: observables:", "no_such_observable")

@@ -130,8 +130,8 @@ def test_rnn_projection_saturates_basis():
     A, n = 5, 8
     prior = theory.Prior("rnn", A, "relu", 1.5, 0.2, 1.2, bias="uncorrelated", n_out=2)
     X = np.random.default_rng(3).standard_normal((3, 4))
-    rp = mcsim.sample(prior, X, n, R, seed=11, method="projected")
-    rd = mcsim.sample(prior, X, n, R, seed=11, method="direct")
+    rp = mcsim.sample(prior, X, n, R, seed=11, method="projected", observables=("y", "caux", "chat"))
+    rd = mcsim.sample(prior, X, n, R, seed=11, method="direct", observables=("y", "caux", "chat"))
     a, names = _statistics(rp, A)
     b, _ = _statistics(rd, A)
     out = two_sample_test(a, b, names)
@@ -181,8 +181,8 @@ def test_projected_matches_direct_deep_rnn():
     A = 30
     prior = theory.Prior("rnn", A, "relu", 1.6, 0.2, 1.6, n_out=2)
     X = np.random.default_rng(0).normal(1.0, 1.0, size=(2, 50))
-    rp = mcsim.sample(prior, X, 150, R, seed=1, method="projected")
-    rd = mcsim.sample(prior, X, 150, R, seed=1, method="direct")
+    rp = mcsim.sample(prior, X, 150, R, seed=1, method="projected", observables=("y", "caux", "chat"))
+    rd = mcsim.sample(prior, X, 150, R, seed=1, method="direct", observables=("y", "caux", "chat"))
     a, names = _statistics(rp, A)
     b, _ = _statistics(rd, A)
     extra = lambda r: np.column_stack([r["chat"][:, 10, A, 0, 0], r["chat"][:, A, A, 0, 1]])  # noqa: E731

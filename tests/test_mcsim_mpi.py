@@ -87,7 +87,7 @@ def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path, mpirun, su
     assert exc in lines, report  # last line of the failed rank's traceback
     assert any(line.startswith(f"mcsim run: rank {failing_rank} failed ({exc}); no more blocks") for line in lines), \
         report  # rank 0's notice
-    assert f"mcsim run: error: sampling failed on rank {failing_rank} ({exc}); no final file written" in res.stderr, \
+    assert f"error: sampling: failed on rank {failing_rank} ({exc}); no final file written" in res.stderr, \
         report
     assert "MPI Abort" not in res.stderr and "BAD TERMINATION" not in res.stdout, report  # cooperative stop
     assert not out.exists()
@@ -121,12 +121,12 @@ def test_argument_errors_under_mpi_do_not_hang(spec_path, tmp_path, mpirun):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**SPEC, "width": 0}))
     res = mpirun(2, ["run", "--spec", bad, "--store", tmp_path / "store", "--out", tmp_path / "o.h5"], timeout=120)
-    assert res.returncode == 1
-    assert res.stderr.count("mcsim run: error: width: must be an integer >= 1") == 1, res.stderr
+    assert res.returncode == 2
+    assert res.stderr.count("error: width: must be an integer >= 1") == 1, res.stderr
     assert "Traceback" not in res.stderr
     res = mpirun(2, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", tmp_path / "o.h5",
                      "--block-size", "-1"], timeout=120)
-    assert res.returncode == 2 and "block-size: must be >= 1" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "error: argument --block-size: must be an integer >= 1" in res.stderr and "Traceback" not in res.stderr
 
 
 def block_writers(store_root, key):

@@ -30,6 +30,9 @@ TINY_SPEC = {
 }
 
 
+TAG = ".caux_diag+chat_diag+y.h5"  # shard name suffix: the sorted observables of TINY_SPEC
+
+
 def write_spec(path, **changes):
     spec = {**TINY_SPEC, **changes}
     path.write_text(json.dumps(spec))
@@ -111,8 +114,8 @@ def test_final_file_layout_and_contents(point):
     ident = json.loads((key_dir / "spec.json").read_text())
     assert ident["point_key"] == spec.point_key() and ident["width"] == 12
     names = [p.name for p in shard_files(store_root, spec_path)]
-    assert names == ["r000000000-000000005.h5", "r000000005-000000010.h5", "r000000010-000000015.h5",
-                     "r000000015-000000020.h5", "r000000020-000000024.h5"]
+    assert names == ["r000000000-000000005" + TAG, "r000000005-000000010" + TAG, "r000000010-000000015" + TAG,
+                     "r000000015-000000020" + TAG, "r000000020-000000024" + TAG]
     with h5py.File(key_dir / "blocks" / names[1], "r") as f:
         assert f.attrs["start"] == 5 and f.attrs["stop"] == 10 and f.attrs["complete"]
         assert f.attrs["point_key"] == spec.point_key() and len(f.attrs["sha256"]) == 64
@@ -140,7 +143,7 @@ def test_extension_samples_only_new_blocks_and_equals_fresh_run(tmp_path, capsys
                             "--no-progress"], capsys)
     assert code == 0, err
     old = file_ids(shard_files(store_root, spec_path))
-    assert sorted(old) == ["r000000000-000000005.h5", "r000000005-000000010.h5", "r000000010-000000012.h5"]
+    assert sorted(old) == ["r000000000-000000005" + TAG, "r000000005-000000010" + TAG, "r000000010-000000012" + TAG]
     # raise R to 24 via the spec file
     write_spec(spec_path, realizations=24)
     code, _, err = run_cli(["run", "--spec", spec_path, "--store", store_root, "--out", tmp_path / "ext.h5",
@@ -163,7 +166,8 @@ def test_extension_samples_only_new_blocks_and_equals_fresh_run(tmp_path, capsys
     np.testing.assert_array_equal(a7["caux_diag"], a24["caux_diag"][:7], strict=True)
 
 
-def test_shards_lacking_requested_observables_are_resampled(tmp_path, capsys):
+def test_specs_differing_in_observables_share_realizations(tmp_path, capsys):
+    """Failed on the old code: the second spec resampled all 5 blocks and overwrote the first spec's shards."""
     spec_path = write_spec(tmp_path / "point.json", observables=["y"])
     store_root = tmp_path / "store"
     assert run_cli(["run", "--spec", spec_path, "--store", store_root, "--out", tmp_path / "y.h5",
@@ -172,11 +176,18 @@ def test_shards_lacking_requested_observables_are_resampled(tmp_path, capsys):
     code, _, err = run_cli(["run", "--spec", spec_path, "--store", store_root, "--out", tmp_path / "both.h5",
                             "--no-progress"], capsys)
     assert code == 0, err
-    assert "5 block(s) to sample" in err and "lacks requested observables" in err
+    assert "5 block(s) to sample" in err and "stored without ['caux_readout']; sampling only those" in err
     arrays, attrs = store.read_point(tmp_path / "both.h5")
     assert attrs["observables"] == ["y", "caux_readout"] and arrays["caux_readout"].shape == (24, 2, 2)
     y_only, _ = store.read_point(tmp_path / "y.h5")
     np.testing.assert_array_equal(arrays["y"], y_only["y"], strict=True)
+    # going back to the first selection samples nothing, and every shard of both runs is still there
+    write_spec(spec_path, observables=["y"])
+    code, _, err = run_cli(["run", "--spec", spec_path, "--store", store_root, "--out", tmp_path / "y2.h5",
+                            "--no-progress"], capsys)
+    assert code == 0 and "0 block(s) to sample" in err, err
+    assert len(shard_files(store_root, spec_path)) == 10
+    assert_same_data(tmp_path / "y.h5", tmp_path / "y2.h5")
 
 
 # --------------------------------------------------------------------------- corruption
@@ -196,7 +207,7 @@ def test_truncated_shard_detected_by_finalize(point, capsys):
     code, _, err = finalize_cli(spec_path, store_root, out2, capsys)
     assert code == 1
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert "missing realization ranges [5, 10)" in err and "r000000005-000000010.h5" in err
+    assert "missing realization ranges [5, 10)" in err and "r000000005-000000010" + TAG in err
     assert "truncated" in err
     assert not out2.exists()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
@@ -238,7 +249,7 @@ def test_run_repairs_bad_shards(point, capsys):
     out2 = out.parent / "repaired.h5"
     code, _, err = run_cli(["run", "--spec", spec_path, "--store", store_root, "--out", out2, "--no-progress"], capsys)
     assert code == 0, err
-    assert "bad shard r000000000-000000005.h5" in err
+    assert "bad shard r000000000-000000005" + TAG in err
     assert "2 block(s) to sample: [0, 5), [20, 24)" in err
     assert file_ids(shard_files(store_root, spec_path)[1:4]) == keep
     assert_same_data(out, out2)
@@ -261,25 +272,31 @@ def test_temp_files_of_dead_writers_are_cleaned_and_ignored(point, capsys):
     assert not dead.exists() and live.exists()
 
 
-def test_concurrent_run_is_detected(point, capsys):
+def test_concurrent_run_waits_for_the_lock(point, capsys):
+    """A second run of a locked point waits for the holder instead of racing it."""
+    import threading
+
     spec_path, store_root, out, _ = point
     key = theory.parse_point_spec(spec_path).point_key()
     lock = store.PointLock(store_root / key)
     assert lock.acquire() is None
+    timer = threading.Timer(1.0, lock.release)
+    timer.start()
     try:
         code, _, err = run_cli(["run", "--spec", spec_path, "--store", store_root, "--out", out.parent / "x.h5",
                                 "--no-progress"], capsys)
     finally:
-        lock.release()
+        timer.join()
     assert code == 0, err
-    assert "another run of this point seems active" in err and f"pid={os.getpid()}" in err
+    assert "another run of this point holds its lock" in err and f"pid={os.getpid()}" in err
+    assert "0 block(s) to sample" in err
 
 
 # --------------------------------------------------------------------------- tiling
 
 
 def _shard(a, b):
-    return ShardInfo(store.blocks_dir("x") / store.block_name(a, b), a, b, ok=True)
+    return ShardInfo(store.blocks_dir("x") / store.block_name(a, b, ["y"]), a, b, ok=True, observables=("y",))
 
 
 def test_choose_tiling_is_deterministic_and_exact():
@@ -328,4 +345,4 @@ def test_info_summaries(point, capsys):
     assert code == 0 and "missing in [0, 30): [10, 15), [24, 30)" in txt
     assert "caux_diag (R, 4, 2, 2)" in txt
     code, _, err = run_cli(["info", store_root / "nope"], capsys)
-    assert code == 1 and "no such file or directory" in err
+    assert code == 2 and "error: path: no such file or directory" in err
