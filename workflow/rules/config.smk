@@ -136,7 +136,7 @@ def check_activation(key, activation):
 
 with open(SCHEMA, encoding="utf-8") as _fh:
     SEED_MAX = yaml.safe_load(_fh)["$defs"]["seed"]["maximum"]
-"""Largest seed (the schema's $defs.seed.maximum, 2**64 - 1: seeds key uint64 generators)."""
+"""Largest seed (the schema's $defs.seed.maximum, 2**63 - 1, as theory.spec.check_seed accepts)."""
 
 
 def check_experiment(name, exp):
