@@ -155,6 +155,17 @@ def experiment_meta(wildcards):
     return json.dumps(meta, sort_keys=True)
 
 
+def phase_diagram_meta(wildcards):
+    """Canonical JSON of a theory-only phase-diagram experiment.
+
+    Unlike :func:`experiment_meta` it omits ``statistics``: the diagram does not
+    depend on it, so switching statistics must not replan its plot.
+    """
+    exp = EXPERIMENTS[wildcards.exp]
+    meta = {"name": wildcards.exp, **{k: exp[k] for k in ("kind", "title", "phase_diagram") if k in exp}}
+    return json.dumps(meta, sort_keys=True)
+
+
 def table_path(exp):
     return f"results/{exp}/tables/{EXPERIMENTS[exp]['kind']}.csv"
 
