@@ -180,6 +180,8 @@ def all_targets():
         if exp["kind"] != "phase_diagram":
             targets.append(table_path(name))
         targets.extend(figure_paths(name))
+    if any(exp["kind"] in SIM_KINDS for exp in EXPERIMENTS.values()):
+        targets.append("results/claims.csv")
     return targets
 
 

@@ -45,6 +45,7 @@ for _kind in SIM_KINDS:
         output:
             **_compare_outputs(_kind),
         params:
+            kind=_kind,
             points=point_table,
             experiment=experiment_meta,
             **COMPARE_PARAMS.get(_kind, {}),
@@ -56,4 +57,5 @@ for _kind in SIM_KINDS:
             runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
             mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
         script:
-            f"../scripts/compare_{_kind}.py"
+            # formatted when the job runs: a loop variable here would take its last value
+            "../scripts/compare_{params.kind}.py"

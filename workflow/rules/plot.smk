@@ -44,6 +44,7 @@ for _kind in ALL_KINDS:
         output:
             figures=_figure_outputs(_kind),
         params:
+            kind=_kind,
             formats=FORMATS,
             dpi=CONFIG["plots"]["dpi"],
             # the phase diagram is theory only: its params must not depend on `statistics`
@@ -56,4 +57,5 @@ for _kind in ALL_KINDS:
             runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
             mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
         script:
-            f"../scripts/plot_{_kind}.py"
+            # formatted when the job runs: a loop variable here would take its last value
+            "../scripts/plot_{params.kind}.py"
