@@ -39,6 +39,9 @@ MMD_DEPTH_MIN = 15
 TAU_FIT_FROM = 3
 """Claim 6 fits the approach to the plateau on layers a >= this (skips the initial transient)."""
 
+PLATEAU_LAYERS = 3
+"""Claim 6: the plateau height is the mean Var over this many last hidden layers."""
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -80,7 +83,8 @@ CLAIMS = (
     Claim("6", "Var Caux^(a,a) rises and plateaus over layers with depth scale tau ~ 2 at g^2 = 1.2 (Fig. 3b)",
           "fluctuations",
           f"tau of V_inf - B exp(-a/tau) fitted to MC at a >= {TAU_FIT_FROM}, largest width (worst group)",
-          f"rise: B / SE > z crit one-sided; tau: |tau_MC - tau_NLO| / SE < z crit two-sided Bonferroni; "
+          f"rise: (plateau - Var(a=1)) / SE > z crit one-sided (plateau: mean of the last {PLATEAU_LAYERS} hidden "
+          f"layers); tau: |tau_MC - tau_NLO| / SE < z crit two-sided Bonferroni; "
           f"alpha = {ALPHA:g}; only groups whose NLO curve rises monotonically (C(0,0) <= C*)"),
     Claim("7", "Input fluctuations decay as the product of the F_a (linear response, Eq. 42; Fig. 3c,d)",
           "input_propagation",
@@ -396,9 +400,13 @@ def claim_rise_and_plateau(rows, tau_theory: float | None = None) -> ClaimResult
     """Claim 6: at the largest width, the MC Var Caux^(a,a) rises to a plateau with the NLO depth scale.
 
     Only groups (arch, bias, depth, input set) whose NLO curve is non-decreasing over
-    a = 1..A (the rise-and-plateau regime, C(0,0) <= C*) are tested; in each the
-    plateau model is fitted at a >= TAU_FIT_FROM to the MC values (with their SEs)
-    and to the NLO curve.  ``tau_theory`` (-1/ln F) is reported, not tested.
+    a = 1..A (the rise-and-plateau regime, C(0,0) <= C*) are tested.  In each, the
+    rise is the mean MC Var over the last PLATEAU_LAYERS hidden layers minus Var at
+    a = 1 (one-sided z test), and the plateau model ``V_inf - B exp(-a/tau)`` is
+    fitted at a >= TAU_FIT_FROM to the MC values (with their SEs) and to the NLO
+    curve; the two tau must agree within SE.  ``tau_theory`` (-1/ln F) is reported,
+    not tested: for the RNN the NLO curve itself approaches its plateau more slowly
+    (fitted tau about 2.9 at g^2 = 1.2) than -1/ln F = 1.96.
     """
     var = [r for r in rows if r["quantity"] == "var_caux" and 1 <= int(r["a"]) <= int(r["depth"])]
     if not var:
@@ -424,21 +432,27 @@ def claim_rise_and_plateau(rows, tau_theory: float | None = None) -> ClaimResult
     crit_rise = t_crit_one_sided()
     worst, failures = None, []
     for key, g in regime.items():
-        g = [r for r in g if int(r["a"]) >= TAU_FIT_FROM]
-        a = np.array([r["a"] for r in g], float)
+        name = f"{key[0].upper()} input {key[3]}"
+        # rise: mean Var over the last PLATEAU_LAYERS hidden layers minus Var at a = 1 (layer covariances
+        # ignored: they are positive, so this SE is conservative)
+        first, last = g[0], g[-PLATEAU_LAYERS:]
+        rise = np.mean([_f(r, "mc") for r in last]) - _f(first, "mc")
+        rise_se = math.sqrt(np.sum([_f(r, "mc_se") ** 2 for r in last]) / len(last) ** 2 + _f(first, "mc_se") ** 2)
+        if not rise / rise_se > crit_rise:
+            failures.append(f"{name}: no significant rise from a = 1 to the plateau "
+                            f"({_fmt(rise)} +- {_fmt(rise_se)}, z = {_fmt(rise / rise_se)} <= {_fmt(crit_rise)})")
+        fit = [r for r in g if int(r["a"]) >= TAU_FIT_FROM]
+        a = np.array([r["a"] for r in fit], float)
         try:
-            (v, b, tau), (v_se, b_se, tau_se) = fit_plateau(a, [_f(r, "mc") for r in g], [_f(r, "mc_se") for r in g])
-            (_, _, tau_nlo), _ = fit_plateau(a, [_f(r, "theory") for r in g])
+            (_, _, tau), (_, _, tau_se) = fit_plateau(a, [_f(r, "mc") for r in fit], [_f(r, "mc_se") for r in fit])
+            (_, _, tau_nlo), _ = fit_plateau(a, [_f(r, "theory") for r in fit])
         except (RuntimeError, ValueError) as exc:
-            failures.append(f"{key[0].upper()}: fit failed ({exc})")
+            failures.append(f"{name}: plateau fit failed ({exc})")
             continue
         z_tau = abs(tau - tau_nlo) / tau_se
-        z_rise = b / b_se
-        if z_rise <= crit_rise:
-            failures.append(f"{key[0].upper()} input {key[3]}: no significant rise (B / SE = {_fmt(z_rise)})")
         if not z_tau < crit_tau:
-            failures.append(f"{key[0].upper()} input {key[3]}: tau_MC = {_fmt(tau)} +- {_fmt(tau_se)} vs "
-                            f"tau_NLO = {_fmt(tau_nlo)} (|z| = {_fmt(z_tau)} >= {_fmt(crit_tau)})")
+            failures.append(f"{name}: tau_MC = {_fmt(tau)} +- {_fmt(tau_se)} vs tau_NLO = {_fmt(tau_nlo)} "
+                            f"(|z| = {_fmt(z_tau)} >= {_fmt(crit_tau)})")
         if worst is None or z_tau > worst[0]:
             worst = (z_tau, tau, tau_se, tau_nlo, key)
     if worst is None:
