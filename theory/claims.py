@@ -301,11 +301,11 @@ def claim_mmd_falls_with_width(rows) -> ClaimResult:
         dof = welch_dof([se1, se2], [d1, d2])
         t, crit = diff / se, t_crit_one_sided(dof)
         if worst is None or t - crit < worst[0]:
-            worst = (t - crit, t, crit, dof, diff, se, key, lo["width"], hi["width"])
-    _, t, crit, dof, diff, se, key, n1, n2 = worst
+            worst = (t - crit, t, crit, dof, diff, se, key, lo["width"], hi["width"], min(d1, d2) + 1)
+    _, t, crit, dof, diff, se, key, n1, n2, sets = worst
     res = ClaimResult("4a", value=diff, se=se)
     return _verdict(res, t > crit, f"{key[0].upper()} {key[1]} bias, A = {key[2]}: t = {_fmt(t)} <= {_fmt(crit)} "
-                    f"(Welch dof {dof:.1f}) for MMD^2(n={n1}) - MMD^2(n={n2})")
+                    f"(Welch dof {dof:.1f}, SEs over {sets} input sets) for MMD^2(n={n1}) - MMD^2(n={n2})")
 
 
 def claim_rnn_slower_with_depth(rows) -> ClaimResult:
