@@ -241,3 +241,16 @@ def test_evaluate_claims_rows_and_missing_tables():
     rows = C.claim_rows(results)
     assert [list(r) for r in rows] == [list(C.CLAIM_COLUMNS)] * len(rows)
     assert by_id["4a"].experiments == ["w", "d"]
+
+
+def test_experiments_of_one_kind_are_not_mixed():
+    """Rows of two experiments of one kind form separate groups (each must satisfy the claim)."""
+    good = [dict(r, experiment="a") for r in _instab_rows(lambda n: 1.0 + 3000.0 / n)]
+    flat = [dict(r, experiment="b") for r in _instab_rows(lambda n: 1.5)]
+    assert C.claim_instability_suppressed(good).passed
+    res = C.claim_instability_suppressed(good + flat)
+    assert res.status == "fail" and res.value == pytest.approx(0.0, abs=1e-12)
+    ok = [dict(r, experiment="a") for r in _fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n)]
+    steep = [dict(r, experiment="b") for r in _fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n**1.3)]
+    assert C.claim_variance_one_over_n(ok).passed
+    assert C.claim_variance_one_over_n(ok + steep).value == pytest.approx(-1.3)

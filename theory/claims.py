@@ -176,10 +176,10 @@ def _verdict(res: ClaimResult, ok: bool, reason_if_failed: str) -> ClaimResult:
 
 def _diag_pairs(rows):
     """Matched (dnn, rnn) diag rows: same bias, activation, width, depth, g2, a."""
-    key = ("bias", "activation", "width", "depth", "g2", "sigma2", "input_set", "a")
-    dnn = {tuple(r[k] for k in key): r for r in rows if r["quantity"] == "diag" and r["arch"] == "dnn"}
-    return [(dnn[tuple(r[k] for k in key)], r) for r in rows
-            if r["quantity"] == "diag" and r["arch"] == "rnn" and tuple(r[k] for k in key) in dnn]
+    key = ("experiment", "bias", "activation", "width", "depth", "g2", "sigma2", "input_set", "a")
+    dnn = {tuple(r.get(k) for k in key): r for r in rows if r["quantity"] == "diag" and r["arch"] == "dnn"}
+    return [(dnn[tuple(r.get(k) for k in key)], r) for r in rows
+            if r["quantity"] == "diag" and r["arch"] == "rnn" and tuple(r.get(k) for k in key) in dnn]
 
 
 def claim_equal_time_theory(rows) -> ClaimResult:
@@ -285,7 +285,7 @@ def claim_mmd_falls_with_width(rows) -> ClaimResult:
     """Claim 4a: for every (arch, bias, depth), MMD^2 at the smallest width exceeds that at the largest."""
     groups = {}
     for r in rows:
-        groups.setdefault((r["arch"], r["bias"], r["depth"], r["g2"], r["activation"]), []).append(r)
+        groups.setdefault((r["arch"], r["bias"], r["depth"], r["g2"], r["activation"], r.get("experiment")), []).append(r)
     groups = {k: sorted(v, key=lambda r: r["width"]) for k, v in groups.items() if len({r["width"] for r in v}) > 1}
     if not groups:
         return _missing("4a", "MMD summary with more than one width")
@@ -310,12 +310,12 @@ def claim_mmd_falls_with_width(rows) -> ClaimResult:
 
 def claim_rnn_slower_with_depth(rows) -> ClaimResult:
     """Claim 4b: averaged over bias modes and depths A >= MMD_DEPTH_MIN, MMD^2 of the RNN exceeds the DNN's."""
-    key = ("bias", "activation", "width", "depth", "g2")
+    key = ("experiment", "bias", "activation", "width", "depth", "g2")
     deep = [r for r in rows if int(r["depth"]) >= MMD_DEPTH_MIN]
     if len({r["depth"] for r in rows}) < 2:
         return _missing("4b", "MMD summary with more than one depth")
-    dnn = {tuple(r[k] for k in key): r for r in deep if r["arch"] == "dnn"}
-    pairs = [(dnn[tuple(r[k] for k in key)], r) for r in deep if r["arch"] == "rnn" and tuple(r[k] for k in key) in dnn]
+    dnn = {tuple(r.get(k) for k in key): r for r in deep if r["arch"] == "dnn"}
+    pairs = [(dnn[tuple(r.get(k) for k in key)], r) for r in deep if r["arch"] == "rnn" and tuple(r.get(k) for k in key) in dnn]
     if not pairs:
         return _missing("4b", f"MMD summary with DNN and RNN at depths >= {MMD_DEPTH_MIN}")
     diffs = np.array([_f(r, "mmd2_mean") - _f(d, "mmd2_mean") for d, r in pairs])
@@ -345,7 +345,7 @@ def claim_variance_one_over_n(rows) -> ClaimResult:
     readout = _readout_var(rows)
     groups = {}
     for r in readout:
-        groups.setdefault((r["arch"], r["bias"], r["depth"], r["input_set"]), []).append(r)
+        groups.setdefault((r["arch"], r["bias"], r["depth"], r["input_set"], r.get("experiment")), []).append(r)
     groups = {k: v for k, v in groups.items() if len({r["width"] for r in v}) >= 3}
     if not groups:
         return _missing("5a", "fluctuation table with >= 3 widths")
@@ -367,11 +367,11 @@ def claim_variance_one_over_n(rows) -> ClaimResult:
 
 def claim_rnn_variance_above_dnn(rows) -> ClaimResult:
     """Claim 5b: at every width Var Caux^(A+1,A+1) of the RNN exceeds the DNN's."""
-    key = ("bias", "activation", "width", "depth", "g2", "input_set")
+    key = ("experiment", "bias", "activation", "width", "depth", "g2", "input_set")
     readout = _readout_var(rows)
-    dnn = {tuple(r[k] for k in key): r for r in readout if r["arch"] == "dnn"}
-    pairs = [(dnn[tuple(r[k] for k in key)], r) for r in readout
-             if r["arch"] == "rnn" and tuple(r[k] for k in key) in dnn]
+    dnn = {tuple(r.get(k) for k in key): r for r in readout if r["arch"] == "dnn"}
+    pairs = [(dnn[tuple(r.get(k) for k in key)], r) for r in readout
+             if r["arch"] == "rnn" and tuple(r.get(k) for k in key) in dnn]
     if not pairs:
         return _missing("5b", "fluctuation table with DNN and RNN")
     diff = np.array([_f(r, "mc") - _f(d, "mc") for d, r in pairs])
@@ -411,11 +411,16 @@ def claim_rise_and_plateau(rows, tau_theory: float | None = None) -> ClaimResult
     var = [r for r in rows if r["quantity"] == "var_caux" and 1 <= int(r["a"]) <= int(r["depth"])]
     if not var:
         return _missing("6", "fluctuation table")
-    n_max = max(r["width"] for r in var)
+    def group_of(r):
+        return (r["arch"], r["bias"], r["depth"], r["input_set"], r.get("experiment"))
+
+    n_max = {}
+    for r in var:
+        n_max[group_of(r)] = max(n_max.get(group_of(r), 0), r["width"])
     groups = {}
     for r in var:
-        if r["width"] == n_max:
-            groups.setdefault((r["arch"], r["bias"], r["depth"], r["input_set"]), []).append(r)
+        if r["width"] == n_max[group_of(r)]:
+            groups.setdefault(group_of(r), []).append(r)
     regime, skipped = {}, []
     for key, g in groups.items():
         g.sort(key=lambda r: r["a"])
@@ -426,7 +431,8 @@ def claim_rise_and_plateau(rows, tau_theory: float | None = None) -> ClaimResult
             skipped.append(key)
     if not regime:
         return ClaimResult("6", status="fail", reason=(
-            f"no input in the rise-and-plateau regime: the NLO Var overshoots and falls for every group at n = {n_max} "
+            f"no input in the rise-and-plateau regime: the NLO Var overshoots and falls for every group at n = "
+            f"{sorted(set(n_max.values()))} "
             f"({', '.join(f'{k[0].upper()} input {k[3]}' for k in skipped)}), i.e. C(0,0) > C*"))
     crit_tau = t_crit_two_sided(len(regime))
     crit_rise = t_crit_one_sided()
@@ -494,8 +500,23 @@ def claim_input_propagation(rows) -> ClaimResult:
 
 
 def claim_instability_suppressed(rows) -> ClaimResult:
-    """Claim 8: MC/theory of Chat^(A,A) at the last step decreases with ln n (weighted LS slope < 0)."""
-    last = [r for r in rows if r["quantity"] == "diag" and int(r["a"]) == int(r["depth"])]
+    """Claim 8: MC/theory of Chat^(A,A) at the last step decreases with ln n (weighted LS slope < 0).
+
+    Each (experiment, arch, bias, depth, g2) group with >= 2 widths must pass; the worst is reported.
+    """
+    groups = {}
+    for r in rows:
+        if r["quantity"] == "diag" and int(r["a"]) == int(r["depth"]):
+            groups.setdefault((r.get("experiment"), r["arch"], r["bias"], r["depth"], r["g2"]), []).append(r)
+    results = [_instability_group(g) for g in groups.values()]
+    evaluated = [res for res in results if res.status != "not evaluated"]
+    if not evaluated:
+        return _missing("8", "instability table with >= 2 widths")
+    failed = [res for res in evaluated if not res.passed]
+    return max(failed or evaluated, key=lambda res: res.value / res.se)
+
+
+def _instability_group(last) -> ClaimResult:
     if len({r["width"] for r in last}) < 2:
         return _missing("8", "instability table with >= 2 widths")
     last.sort(key=lambda r: r["width"])
