@@ -29,6 +29,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/plot.smk"
+include: "workflow/rules/claims.smk"
 
 
 localrules:

@@ -28,7 +28,7 @@ def test_default_config_dry_run_creates_no_results():
         for rule in ("point_spec", "theory_spec", "simulate_point", "theory_point", "compare_kernel", "compare_mmd",
                      "compare_fluctuations", "compare_input_propagation", "compare_instability", "plot_kernel",
                      "plot_mmd", "plot_fluctuations", "plot_input_propagation", "plot_instability",
-                     "phase_diagram", "plot_phase_diagram", "all"):
+                     "phase_diagram", "plot_phase_diagram", "claims", "all"):
             assert counts.get(rule, 0) >= 1, (rule, counts)
         assert counts["simulate_point"] == counts["theory_point"] == counts["point_spec"]
 

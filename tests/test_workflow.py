@@ -34,6 +34,7 @@ TABLES = {
     "fluct": "fluct/tables/fluctuations.csv",
     "inputs": "inputs/tables/input_propagation.csv",
     "instab": "instab/tables/instability.csv",
+    "claims": "claims.csv",
 }
 
 
@@ -46,6 +47,7 @@ def tiny_run(tmp_path_factory):
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((workdir / "results" / "logs").rglob("*.log")))
         pytest.fail(f"tiny workflow failed:\n{proc.stdout[-5000:]}\n{logs[-8000:]}")
+    (workdir / "snakemake-run.log").write_text(proc.stdout)
     report = run_snakemake(["--configfile", "tiny.yaml", "--report", "report.html"], cwd=workdir, timeout=600)
     assert report.returncode == 0, report.stdout[-5000:]
     return workdir
@@ -88,6 +90,7 @@ def test_report_contains_every_figure(tiny_run):
     assert len(html) > 100_000
     for exp in FIGURE_EXPERIMENTS:
         assert f"{exp}.png" in html, exp
+    assert "claims.csv" in html
 
 
 def test_tables_are_self_describing(tiny_run):
@@ -210,7 +213,7 @@ def test_adding_a_width_plans_only_the_new_points(tiny_run, tmp_path):
                 for rule in ("point_spec", "theory_spec", "simulate_point", "theory_point")}
     assert per_point == expected
     others = sorted((rule, w.get("exp")) for rule, w in jobs if "point" not in w)
-    assert others == [("all", None), ("compare_mmd", "mmd"), ("plot_mmd", "mmd")]
+    assert others == [("all", None), ("claims", None), ("compare_mmd", "mmd"), ("plot_mmd", "mmd")]
 
 
 def test_raising_realizations_resamples_only_new_blocks(tiny_run, tmp_path):
@@ -222,8 +225,8 @@ def test_raising_realizations_resamples_only_new_blocks(tiny_run, tmp_path):
     config["experiments"]["fluct"]["realizations"] = old + config["experiments"]["fluct"]["block_size"]
     jobs = _planned(workdir, config)
     rules = sorted({rule for rule, _ in jobs})
-    assert rules == ["all", "compare_fluctuations", "plot_fluctuations", "point_spec", "simulate_point"]
-    assert {w["exp"] for rule, w in jobs if rule != "all"} == {"fluct"}
+    assert rules == ["all", "claims", "compare_fluctuations", "plot_fluctuations", "point_spec", "simulate_point"]
+    assert {w["exp"] for rule, w in jobs if rule not in ("all", "claims")} == {"fluct"}
     n_points = len({w["point"] for rule, w in jobs if rule == "simulate_point"})
     assert n_points == len(config["experiments"]["fluct"]["grid"]["arch"]) * len(
         config["experiments"]["fluct"]["grid"]["width"])
@@ -252,4 +255,32 @@ def test_comparison_option_change_reruns_only_that_comparison(tiny_run, tmp_path
     config = copy.deepcopy(load_tiny_config())
     config["comparison"]["noise_floor_repetitions"] += 1
     jobs = _planned(workdir, config)
-    assert sorted(rule for rule, _ in jobs) == ["all", "compare_mmd", "plot_mmd"]
+    assert sorted(rule for rule, _ in jobs) == ["all", "claims", "compare_mmd", "plot_mmd"]
+
+
+def test_statistics_change_does_not_replan_the_phase_diagram(tiny_run, tmp_path):
+    """The phase diagram is theory only: switching `statistics` replans the simulation
+    experiments' tables and plots, never phase_diagram or plot_phase_diagram."""
+    workdir = _copy_run(tiny_run, tmp_path)
+    config = load_tiny_config()
+    config["statistics"] = "paper"
+    rules = {rule for rule, _ in _planned(workdir, config)}
+    assert "plot_kernel" in rules  # the experiments' params record `statistics`
+    assert not rules & {"phase_diagram", "plot_phase_diagram"}, rules
+
+
+def test_claims_table(tiny_run):
+    """results/claims.csv: one row per declared claim, in order, with a result; the run's
+    terminal output ends with one line per claim."""
+    from theory.claims import CLAIMS
+
+    rows = _read(tiny_run, "claims")
+    assert [r["id"] for r in rows] == [c.id for c in CLAIMS]
+    assert all(r["result"] in ("pass", "fail", "not evaluated") for r in rows)
+    assert all(r["reason"] for r in rows if r["result"] != "pass")
+    # theory-exact claims hold on any data set
+    assert {r["id"]: r["result"] for r in rows}["1a"] == "pass"
+    printed = (tiny_run / "snakemake-run.log").read_text()
+    for r in rows:
+        assert re.search(rf"\[\s*{r['result'].upper()}\s*\]\s+{r['id']}\s", printed), r["id"]
+    assert f"of {len(rows)} claims pass" in printed

@@ -155,6 +155,17 @@ def experiment_meta(wildcards):
     return json.dumps(meta, sort_keys=True)
 
 
+def phase_diagram_meta(wildcards):
+    """Canonical JSON of a theory-only phase-diagram experiment.
+
+    Unlike :func:`experiment_meta` it omits ``statistics``: the diagram does not
+    depend on it, so switching statistics must not replan its plot.
+    """
+    exp = EXPERIMENTS[wildcards.exp]
+    meta = {"name": wildcards.exp, **{k: exp[k] for k in ("kind", "title", "phase_diagram") if k in exp}}
+    return json.dumps(meta, sort_keys=True)
+
+
 def table_path(exp):
     return f"results/{exp}/tables/{EXPERIMENTS[exp]['kind']}.csv"
 
@@ -169,7 +180,45 @@ def all_targets():
         if exp["kind"] != "phase_diagram":
             targets.append(table_path(name))
         targets.extend(figure_paths(name))
+    if any(exp["kind"] in SIM_KINDS for exp in EXPERIMENTS.values()):
+        targets.append("results/claims.csv")
     return targets
+
+
+def claim_tables():
+    """[(experiment, kind, table path)] read by the claims rule (the MMD *summary* table for kind mmd)."""
+    out = []
+    for name, exp in EXPERIMENTS.items():
+        kind = exp["kind"]
+        if kind == "mmd":
+            out.append((name, kind, f"results/{name}/tables/mmd_summary.csv"))
+        elif kind in SIM_KINDS:
+            out.append((name, kind, table_path(name)))
+    return out
+
+
+CLAIMS_CSV = "results/claims.csv"
+
+
+def print_claims(path=CLAIMS_CSV):
+    """Print results/claims.csv compactly: one line per claim (and the reason of a failure)."""
+    import csv
+    import os
+
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    print(f"\nClaims of the paper on this run ({path}; statistics = {CONFIG['statistics']}):")
+    for r in rows:
+        value = "" if r["value"] == "nan" else f"{float(r['value']):.3g}"
+        if value and r["se"] not in ("nan", "0.0", "0"):
+            value += f" +- {float(r['se']):.2g}"
+        print(f"  [{r['result'].upper():^13}] {r['id']:>2}  {r['claim']}" + (f": {value}" if value else ""))
+        if r["result"] != "pass" and r["reason"]:
+            print(f"  {'':15}     why: {r['reason']}")
+    passed = sum(r["result"] == "pass" for r in rows)
+    print(f"  {passed} of {len(rows)} claims pass.\n")
 
 
 wildcard_constraints:

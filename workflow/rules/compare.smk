@@ -1,143 +1,61 @@
-# Comparison rules: one table per experiment (CSV + JSON column/parameter description).
-# The numerics live in theory.mmd / theory.resampling; the scripts only read, call, write.
+# Comparison rules, generated: one rule compare_<kind> per simulation kind (SIM_KINDS),
+# each writing one table per experiment (CSV + JSON column/parameter description)
+# with workflow/scripts/compare_<kind>.py.  The numerics live in theory.comparison,
+# theory.mmd and theory.resampling; the scripts only read, call, write.
 # params hold experiment and comparison options only (never plotting options).
 
 
-rule compare_kernel:
-    input:
-        sim=sim_files,
-        theory=theory_files,
-    output:
-        table=report(
-            "results/{exp}/tables/kernel.csv",
-            category="Tables",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "table": "kernel"},
-        ),
-        meta="results/{exp}/tables/kernel.json",
-    params:
-        points=point_table,
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/compare_kernel.log",
-    wildcard_constraints:
-        exp=exp_regex("kernel"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/compare_kernel.py"
+def _table_output(kind, table):
+    return report(
+        f"results/{{exp}}/tables/{table}.csv",
+        category="Tables",
+        subcategory="{exp}",
+        labels={"experiment": "{exp}", "table": table},
+    )
 
 
-rule compare_mmd:
-    input:
-        sim=sim_files,
-        theory=theory_files,
-    output:
-        table=report(
-            "results/{exp}/tables/mmd.csv",
-            category="Tables",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "table": "mmd"},
-        ),
-        meta="results/{exp}/tables/mmd.json",
-        summary=report(
-            "results/{exp}/tables/mmd_summary.csv",
-            category="Tables",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "table": "mmd_summary"},
-        ),
-        summary_meta="results/{exp}/tables/mmd_summary.json",
-    params:
-        points=point_table,
-        experiment=experiment_meta,
-        lengthscale=CONFIG["comparison"]["mmd_lengthscale"],
-        repetitions=CONFIG["comparison"]["noise_floor_repetitions"],
-        noise_seed=CONFIG["comparison"]["noise_floor_seed"],
-    log:
-        "results/logs/{exp}/compare_mmd.log",
-    wildcard_constraints:
-        exp=exp_regex("mmd"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/compare_mmd.py"
+# Extra tables and comparison options per kind (all kinds write <kind>.csv/.json).
+COMPARE_EXTRA_TABLES = {"mmd": ["mmd_summary"]}
+COMPARE_PARAMS = {
+    "mmd": {
+        "lengthscale": CONFIG["comparison"]["mmd_lengthscale"],
+        "repetitions": CONFIG["comparison"]["noise_floor_repetitions"],
+        "noise_seed": CONFIG["comparison"]["noise_floor_seed"],
+    },
+}
 
 
-rule compare_fluctuations:
-    input:
-        sim=sim_files,
-        theory=theory_files,
-    output:
-        table=report(
-            "results/{exp}/tables/fluctuations.csv",
-            category="Tables",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "table": "fluctuations"},
-        ),
-        meta="results/{exp}/tables/fluctuations.json",
-    params:
-        points=point_table,
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/compare_fluctuations.log",
-    wildcard_constraints:
-        exp=exp_regex("fluctuations"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/compare_fluctuations.py"
+def _compare_outputs(kind):
+    outputs = {"table": _table_output(kind, kind), "meta": f"results/{{exp}}/tables/{kind}.json"}
+    for extra in COMPARE_EXTRA_TABLES.get(kind, []):
+        short = extra.removeprefix(f"{kind}_")
+        outputs[short] = _table_output(kind, extra)
+        outputs[f"{short}_meta"] = f"results/{{exp}}/tables/{extra}.json"
+    return outputs
 
 
-rule compare_input_propagation:
-    input:
-        sim=sim_files,
-        theory=theory_files,
-    output:
-        table=report(
-            "results/{exp}/tables/input_propagation.csv",
-            category="Tables",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "table": "input_propagation"},
-        ),
-        meta="results/{exp}/tables/input_propagation.json",
-    params:
-        points=point_table,
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/compare_input_propagation.log",
-    wildcard_constraints:
-        exp=exp_regex("input_propagation"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/compare_input_propagation.py"
+for _kind in SIM_KINDS:
 
-
-rule compare_instability:
-    input:
-        sim=sim_files,
-        theory=theory_files,
-    output:
-        table=report(
-            "results/{exp}/tables/instability.csv",
-            category="Tables",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "table": "instability"},
-        ),
-        meta="results/{exp}/tables/instability.json",
-    params:
-        points=point_table,
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/compare_instability.log",
-    wildcard_constraints:
-        exp=exp_regex("instability"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/compare_instability.py"
+    rule:
+        name:
+            f"compare_{_kind}"
+        input:
+            sim=sim_files,
+            theory=theory_files,
+        output:
+            **_compare_outputs(_kind),
+        params:
+            kind=_kind,
+            points=point_table,
+            experiment=experiment_meta,
+            **COMPARE_PARAMS.get(_kind, {}),
+        log:
+            f"results/logs/{{exp}}/compare_{_kind}.log",
+        wildcard_constraints:
+            exp=exp_regex(_kind),
+        resources:
+            runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
+            mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
+        script:
+            # formatted when the job runs: a loop variable here would take its last value
+            "../scripts/compare_{params.kind}.py"

@@ -1,200 +1,61 @@
-# Plot rules: figures in every configured format; the report shows REPORT_FORMAT.
-# Plotting options live only here, so changing them reruns plots only.
+# Plot rules, generated: one rule plot_<kind> per kind (ALL_KINDS), drawing
+# results/figures/<exp>.<fmt> in every configured format with
+# workflow/scripts/plot_<kind>.py; the report shows REPORT_FORMAT with the caption
+# workflow/report/<kind>.rst.  Plotting options live only here, so changing them
+# reruns plots only.
 
 
-rule plot_kernel:
-    input:
-        table="results/{exp}/tables/kernel.csv",
-        meta="results/{exp}/tables/kernel.json",
-    output:
-        figures=[
-            (
-                report(
-                    f"results/figures/{{exp}}.{ext}",
-                    caption="../report/kernel.rst",
-                    category="Figures",
-                    labels={"experiment": "{exp}", "kind": "kernel"},
-                )
-                if ext == REPORT_FORMAT
-                else f"results/figures/{{exp}}.{ext}"
+_report = report  # a line starting with `report(` would be parsed as the report: directive
+
+
+def _figure_outputs(kind):
+    return [
+        (
+            _report(
+                f"results/figures/{{exp}}.{ext}",
+                caption=f"../report/{kind}.rst",
+                category="Figures",
+                labels={"experiment": "{exp}", "kind": kind},
             )
-            for ext in FORMATS
-        ],
-    params:
-        formats=FORMATS,
-        dpi=CONFIG["plots"]["dpi"],
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/plot_kernel.log",
-    wildcard_constraints:
-        exp=exp_regex("kernel"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/plot_kernel.py"
+            if ext == REPORT_FORMAT
+            else f"results/figures/{{exp}}.{ext}"
+        )
+        for ext in FORMATS
+    ]
 
 
-rule plot_mmd:
-    input:
-        table="results/{exp}/tables/mmd.csv",
-        meta="results/{exp}/tables/mmd.json",
-        summary="results/{exp}/tables/mmd_summary.csv",
-    output:
-        figures=[
-            (
-                report(
-                    f"results/figures/{{exp}}.{ext}",
-                    caption="../report/mmd.rst",
-                    category="Figures",
-                    labels={"experiment": "{exp}", "kind": "mmd"},
-                )
-                if ext == REPORT_FORMAT
-                else f"results/figures/{{exp}}.{ext}"
-            )
-            for ext in FORMATS
-        ],
-    params:
-        formats=FORMATS,
-        dpi=CONFIG["plots"]["dpi"],
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/plot_mmd.log",
-    wildcard_constraints:
-        exp=exp_regex("mmd"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/plot_mmd.py"
+def _plot_inputs(kind):
+    """Inputs of plot_<kind>: its comparison table(s), or the phase diagram file."""
+    if kind == "phase_diagram":
+        return {"diagram": "results/{exp}/phase_diagram.h5"}
+    inputs = {"table": f"results/{{exp}}/tables/{kind}.csv", "meta": f"results/{{exp}}/tables/{kind}.json"}
+    for extra in COMPARE_EXTRA_TABLES.get(kind, []):
+        inputs[extra.removeprefix(f"{kind}_")] = f"results/{{exp}}/tables/{extra}.csv"
+    return inputs
 
 
-rule plot_fluctuations:
-    input:
-        table="results/{exp}/tables/fluctuations.csv",
-        meta="results/{exp}/tables/fluctuations.json",
-    output:
-        figures=[
-            (
-                report(
-                    f"results/figures/{{exp}}.{ext}",
-                    caption="../report/fluctuations.rst",
-                    category="Figures",
-                    labels={"experiment": "{exp}", "kind": "fluctuations"},
-                )
-                if ext == REPORT_FORMAT
-                else f"results/figures/{{exp}}.{ext}"
-            )
-            for ext in FORMATS
-        ],
-    params:
-        formats=FORMATS,
-        dpi=CONFIG["plots"]["dpi"],
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/plot_fluctuations.log",
-    wildcard_constraints:
-        exp=exp_regex("fluctuations"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/plot_fluctuations.py"
+for _kind in ALL_KINDS:
 
-
-rule plot_input_propagation:
-    input:
-        table="results/{exp}/tables/input_propagation.csv",
-        meta="results/{exp}/tables/input_propagation.json",
-    output:
-        figures=[
-            (
-                report(
-                    f"results/figures/{{exp}}.{ext}",
-                    caption="../report/input_propagation.rst",
-                    category="Figures",
-                    labels={"experiment": "{exp}", "kind": "input_propagation"},
-                )
-                if ext == REPORT_FORMAT
-                else f"results/figures/{{exp}}.{ext}"
-            )
-            for ext in FORMATS
-        ],
-    params:
-        formats=FORMATS,
-        dpi=CONFIG["plots"]["dpi"],
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/plot_input_propagation.log",
-    wildcard_constraints:
-        exp=exp_regex("input_propagation"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/plot_input_propagation.py"
-
-
-rule plot_instability:
-    input:
-        table="results/{exp}/tables/instability.csv",
-        meta="results/{exp}/tables/instability.json",
-    output:
-        figures=[
-            (
-                report(
-                    f"results/figures/{{exp}}.{ext}",
-                    caption="../report/instability.rst",
-                    category="Figures",
-                    labels={"experiment": "{exp}", "kind": "instability"},
-                )
-                if ext == REPORT_FORMAT
-                else f"results/figures/{{exp}}.{ext}"
-            )
-            for ext in FORMATS
-        ],
-    params:
-        formats=FORMATS,
-        dpi=CONFIG["plots"]["dpi"],
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/plot_instability.log",
-    wildcard_constraints:
-        exp=exp_regex("instability"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/plot_instability.py"
-
-
-rule plot_phase_diagram:
-    input:
-        diagram="results/{exp}/phase_diagram.h5",
-    output:
-        figures=[
-            (
-                report(
-                    f"results/figures/{{exp}}.{ext}",
-                    caption="../report/phase_diagram.rst",
-                    category="Figures",
-                    labels={"experiment": "{exp}", "kind": "phase_diagram"},
-                )
-                if ext == REPORT_FORMAT
-                else f"results/figures/{{exp}}.{ext}"
-            )
-            for ext in FORMATS
-        ],
-    params:
-        formats=FORMATS,
-        dpi=CONFIG["plots"]["dpi"],
-        experiment=experiment_meta,
-    log:
-        "results/logs/{exp}/plot_phase_diagram.log",
-    wildcard_constraints:
-        exp=exp_regex("phase_diagram"),
-    resources:
-        runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
-        mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
-    script:
-        "../scripts/plot_phase_diagram.py"
+    rule:
+        name:
+            f"plot_{_kind}"
+        input:
+            **_plot_inputs(_kind),
+        output:
+            figures=_figure_outputs(_kind),
+        params:
+            kind=_kind,
+            formats=FORMATS,
+            dpi=CONFIG["plots"]["dpi"],
+            # the phase diagram is theory only: its params must not depend on `statistics`
+            experiment=phase_diagram_meta if _kind == "phase_diagram" else experiment_meta,
+        log:
+            f"results/logs/{{exp}}/plot_{_kind}.log",
+        wildcard_constraints:
+            exp=exp_regex(_kind),
+        resources:
+            runtime=lambda wc, attempt: RES["analysis"]["runtime"] * attempt,
+            mem_mb_per_cpu=RES["analysis"]["mem_mb_per_cpu"],
+        script:
+            # formatted when the job runs: a loop variable here would take its last value
+            "../scripts/plot_{params.kind}.py"

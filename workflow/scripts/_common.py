@@ -16,6 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from theory.comparison import z_score  # noqa: F401  (re-exported for the compare scripts)
+
 
 def setup_logging(smk) -> logging.Logger:
     """Send this script's log records, warnings and uncaught errors to the rule's log file."""
@@ -360,16 +362,6 @@ def point_name(sim_path, theory_path) -> str:
     if Path(theory_path).stem != name:
         raise ValueError(f"input: sim file {sim_path} and theory file {theory_path} are not the same point")
     return name
-
-
-def z_score(mc, theory, se):
-    """(mc - theory) / se elementwise; nan where se is zero up to round-off (deterministic entries)."""
-    mc, theory, se = (np.asarray(v, dtype=float) for v in (mc, theory, se))
-    scale = np.maximum(np.abs(mc), np.abs(theory))
-    resolvable = se > 1e-9 * np.where(scale > 0, scale, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(resolvable, (mc - theory) / np.where(resolvable, se, 1.0), np.nan)
-    return out.item() if out.ndim == 0 else out
 
 
 def set_log_ticks(ax, values):

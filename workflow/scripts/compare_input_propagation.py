@@ -21,17 +21,13 @@ from _common import (  # noqa: E402
     INPUT_SET_GROUP_KEYS, input_set_group_columns, package_versions, point_name, read_h5, setup_logging,
     valid_realizations, write_table,
 )
-from theory.resampling import jackknife  # noqa: E402
+from theory.comparison import input_spread, weight_average  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 points = json.loads(smk.params.points)
 experiment = json.loads(smk.params.experiment)
 group_keys = INPUT_SET_GROUP_KEYS
-
-
-def std_over_sets(x):
-    return np.std(x, axis=0, ddof=1)
 
 
 groups = {}
@@ -53,28 +49,22 @@ columns = {
 }
 rows = []
 for key, members in groups.items():
-    means, noise, kernels, props, counts = [], [], [], [], []
+    means, sems, kernels, props, counts = [], [], [], [], []
     for point, sim_path, theory_path in members:
         data, _ = read_h5(sim_path)
         theory, _ = read_h5(theory_path)
         ok = valid_realizations(data)
         caux = np.asarray(data["caux_diag"])[ok][:, :, 0, 0]  # (R, A+2)
-        means.append(caux.mean(axis=0))
-        noise.append(caux.var(axis=0, ddof=1) / caux.shape[0])
+        mean, err = weight_average(caux)
+        means.append(mean)
+        sems.append(err)
         kernels.append(np.diagonal(np.asarray(theory["kernel"])[:, :, 0, 0]))
         props.append(np.asarray(theory["input_propagation"])[0])
         counts.append(caux.shape[0])
-    means, noise, kernels, props = map(np.asarray, (means, noise, kernels, props))  # (S, A+2)
-    mc_std = std_over_sets(means)
-    mc_std_se = jackknife(means, std_over_sets)[1] if len(members) >= 3 else np.full_like(mc_std, np.nan)
-    weight_noise = np.sqrt(noise.mean(axis=0))
-    corrected = np.sqrt(np.clip(mc_std**2 - weight_noise**2, 0.0, None))
-    mft_std = std_over_sets(kernels)
-    linear = props.mean(axis=0) * mft_std[0]
-    for a in range(means.shape[1]):
+    spread = input_spread(means, sems, kernels, props)  # each (A+2,)
+    for a in range(len(spread["mc_std"])):
         rows.append({**dict(zip(group_keys, key)), "input_sets": len(members), "realizations": float(np.mean(counts)),
-                     "a": a, "mc_std": mc_std[a], "mc_std_se": mc_std_se[a], "weight_noise": weight_noise[a],
-                     "mc_std_corrected": corrected[a], "mft_std": mft_std[a], "linear_response": linear[a]})
+                     "a": a, **{name: values[a] for name, values in spread.items()}})
     log.info("%s: %d input sets", key, len(members))
 
 write_table(smk.output.table, smk.output.meta, rows, columns,

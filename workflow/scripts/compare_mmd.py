@@ -17,8 +17,8 @@ from _common import (  # noqa: E402
     INPUT_SET_GROUP_KEYS, input_set_group_columns, iter_compared_points, package_versions, point_columns, setup_logging,
     write_table,
 )
+from theory.comparison import pool_input_sets  # noqa: E402
 from theory.mmd import mmd2_gaussian, mmd2_noise_floor  # noqa: E402
-from theory.resampling import sem  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
@@ -63,15 +63,11 @@ summary_columns = {
 }
 summary = []
 for key, members in groups.items():
-    values = np.array([m["mmd2"] for m in members])
+    pooled = pool_input_sets(*([m[k] for m in members] for k in ("mmd2", "noise_floor_mean", "noise_floor_std")))
     summary.append({
         **dict(zip(group_keys, key)),
-        "input_sets": len(members),
+        **pooled,
         "realizations": float(np.mean([m["realizations"] for m in members])),
-        "mmd2_mean": float(values.mean()),
-        "mmd2_sem": float(sem(values)) if len(values) > 1 else np.nan,
-        "noise_floor_mean": float(np.mean([m["noise_floor_mean"] for m in members])),
-        "noise_floor_std": float(np.sqrt(np.mean([m["noise_floor_std"] ** 2 for m in members]) / len(members))),
         "lengthscale": lengthscale,
     })
 

@@ -1,0 +1,256 @@
+"""theory.claims: each claim on synthetic tables where it holds (pass) and where it does not (fail)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from theory import claims as C
+
+R = 100
+
+
+def _kernel_rows(*, rnn_diag_shift=0.0, dnn_cross_shift=0.0, relu_cross=0.5, erf_cross=0.0, theory_shift=0.0,
+                 static_theory=0.2):
+    """Kernel-table rows for relu and erf, both bias modes, DNN and RNN, A = 6, cross_steps b = 3, 6."""
+    rows, se = [], 0.01
+    rng = np.random.default_rng(0)
+    for act in ("relu", "erf"):
+        for bias in ("uncorrelated", "static"):
+            for arch in ("dnn", "rnn"):
+                base = dict(arch=arch, bias=bias, activation=act, width=500, depth=6, g2=1.6, sigma2=0.2,
+                            input_set=0, realizations=R)
+                for a in range(8):
+                    th = 1.0 + 0.1 * a + (theory_shift if arch == "rnn" else 0.0)
+                    mc = th + se * rng.standard_normal() + (rnn_diag_shift if arch == "rnn" else 0.0)
+                    rows.append(dict(base, quantity="diag", a=a, b=a, mc_mean=mc, mc_sem=se, theory=th))
+                for b in (3, 6):
+                    for a in range(7):
+                        if arch == "dnn":
+                            th = static_theory if bias == "static" else 0.0
+                            mc = th + dnn_cross_shift
+                        elif act == "relu" or bias == "static":
+                            th = relu_cross if act == "relu" else 0.2
+                            mc = th if a != b else 1.0
+                        else:
+                            th, mc = 0.0, erf_cross
+                        mc += se * rng.standard_normal()
+                        rows.append(dict(base, quantity="cross", a=a, b=b, mc_mean=mc, mc_sem=se, theory=th))
+    return rows
+
+
+def test_claims_declared_once_with_unique_ids():
+    ids = [c.id for c in C.CLAIMS]
+    assert ids == ["1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6", "7", "8"]
+    assert all(c.text and c.statistic and c.criterion for c in C.CLAIMS)
+    assert {int(i[0]) for i in ids} == set(range(1, 9))  # the issue's 8 claims
+
+
+def test_critical_values():
+    assert C.t_crit_one_sided() == pytest.approx(3.0902, abs=1e-3)
+    assert C.t_crit_two_sided(1) == pytest.approx(3.2905, abs=1e-3)
+    assert C.t_crit_two_sided(10) > C.t_crit_two_sided(1)
+    assert C.t_crit_one_sided(dof=5) > C.t_crit_one_sided()
+    assert C.welch_dof([1.0, 1.0], [4, 4]) == pytest.approx(8.0)
+
+
+def test_weighted_slope_recovers_a_line():
+    x = np.log([100, 200, 400, 800])
+    s, se, red = C.weighted_slope(x, 3.0 - 1.0 * x, np.full(4, 0.1))
+    assert s == pytest.approx(-1.0) and se > 0 and red == pytest.approx(0.0, abs=1e-20)
+
+
+def test_kernel_claims_pass_when_they_hold():
+    rows = _kernel_rows()
+    for fn in (C.claim_equal_time_theory, C.claim_equal_time_mc, C.claim_dnn_cross_layer, C.claim_rnn_cross_relu,
+               C.claim_rnn_cross_erf):
+        res = fn(rows)
+        assert res.status == "pass", (fn.__name__, res)
+
+
+def test_equal_time_theory_fails_when_theory_differs():
+    res = C.claim_equal_time_theory(_kernel_rows(theory_shift=1e-6))
+    assert res.status == "fail" and "theory differs" in res.reason
+
+
+def test_equal_time_mc_fails_when_rnn_deviates():
+    res = C.claim_equal_time_mc(_kernel_rows(rnn_diag_shift=0.1))
+    assert res.status == "fail" and "|z|" in res.reason
+    assert res.value == pytest.approx(0.1, abs=0.06) and res.se == pytest.approx(math.sqrt(2) * 0.01)
+
+
+def test_dnn_cross_layer_fails_on_mc_or_theory():
+    assert C.claim_dnn_cross_layer(_kernel_rows(dnn_cross_shift=0.1)).status == "fail"
+    res = C.claim_dnn_cross_layer(_kernel_rows(static_theory=0.3))
+    assert res.status == "fail" and "theory" in res.reason
+
+
+def test_rnn_cross_claims_fail():
+    assert C.claim_rnn_cross_relu(_kernel_rows(relu_cross=0.02)).status == "fail"  # 2 SE: not significant
+    assert C.claim_rnn_cross_erf(_kernel_rows(erf_cross=0.1)).status == "fail"
+
+
+def test_kernel_claims_without_data_are_not_evaluated():
+    res = C.claim_rnn_cross_erf([r for r in _kernel_rows() if r["activation"] == "relu"])
+    assert res.status == "not evaluated" and "no data" in res.reason
+
+
+def _mmd_rows(axis, values, f_dnn, f_rnn, sem=0.001, sets=10):
+    rows = []
+    for arch, f in (("dnn", f_dnn), ("rnn", f_rnn)):
+        for bias in ("uncorrelated", "static"):
+            for v in values:
+                width, depth = (v, 15) if axis == "width" else (500, v)
+                rows.append(dict(arch=arch, bias=bias, activation="relu", width=width, depth=depth, g2=1.6,
+                                 sigma2=0.2, g2_in=1.6, input_sets=sets, realizations=1000.0,
+                                 mmd2_mean=f(v), mmd2_sem=sem, noise_floor_mean=0.0, noise_floor_std=sem,
+                                 lengthscale=0.5))
+    return rows
+
+
+def test_mmd_falls_with_width():
+    ok = _mmd_rows("width", [10, 40, 160], lambda n: 1.0 / n, lambda n: 2.0 / n)
+    assert C.claim_mmd_falls_with_width(ok).status == "pass"
+    flat = _mmd_rows("width", [10, 40, 160], lambda n: 1.0 / n, lambda n: 0.01)
+    res = C.claim_mmd_falls_with_width(flat)
+    assert res.status == "fail" and "RNN" in res.reason
+    noisy = _mmd_rows("width", [10, 40, 160], lambda n: 1.0 / n, lambda n: 2.0 / n, sem=0.05, sets=2)
+    assert C.claim_mmd_falls_with_width(noisy).status == "fail"  # 1 dof per point: no power
+    one_set = _mmd_rows("width", [10, 160], lambda n: 1.0 / n, lambda n: 2.0 / n, sem=float("nan"), sets=1)
+    assert "input sets" in C.claim_mmd_falls_with_width(one_set).reason
+
+
+def test_rnn_slower_with_depth():
+    ok = _mmd_rows("depth", [1, 5, 15, 30], lambda a: 0.001, lambda a: 0.001 + 0.001 * a)
+    assert C.claim_rnn_slower_with_depth(ok).status == "pass"
+    same = _mmd_rows("depth", [1, 5, 15, 30], lambda a: 0.001, lambda a: 0.001)
+    res = C.claim_rnn_slower_with_depth(same)
+    assert res.status == "fail" and res.value == pytest.approx(0.0)
+    # only shallow depths differ: the claim is about A >= MMD_DEPTH_MIN
+    shallow = _mmd_rows("depth", [1, 5, 15, 30], lambda a: 0.001, lambda a: 0.1 if a < 15 else 0.001)
+    assert C.claim_rnn_slower_with_depth(shallow).status == "fail"
+
+
+def _fluct_rows(var_of, widths=(100, 200, 400, 800), depth=6, rel_se=0.05, shape=None, theory_shape=None):
+    """Fluctuation-table rows: readout Var = var_of(arch, n); per-layer Var = plateau shape at the largest width."""
+    shape = shape or (lambda a: 1.0 - 0.8 * math.exp(-a / 1.96))
+    theory_shape = theory_shape or shape
+    rows = []
+    for arch in ("dnn", "rnn"):
+        for n in widths:
+            base = dict(arch=arch, bias="uncorrelated", activation="relu", width=n, depth=depth, g2=1.2, sigma2=0.2,
+                        input_set=0, realizations=1000, quantity="var_caux")
+            for a in range(depth + 2):
+                if a == depth + 1:
+                    v = var_of(arch, n)
+                    th = v
+                else:
+                    v = 1e-3 * shape(a) * 800 / n if a else 0.0
+                    th = 1e-3 * theory_shape(a) * 800 / n if a else 0.0
+                rows.append(dict(base, a=a, mc=v, mc_se=rel_se * v, theory=th, z=0.0))
+    return rows
+
+
+def test_variance_one_over_n():
+    ok = _fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n)
+    assert C.claim_variance_one_over_n(ok).status == "pass"
+    steep = _fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n ** 1.3)
+    res = C.claim_variance_one_over_n(steep)
+    assert res.status == "fail" and res.value == pytest.approx(-1.3)
+
+
+def test_rnn_variance_above_dnn():
+    assert C.claim_rnn_variance_above_dnn(_fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n)).passed
+    res = C.claim_rnn_variance_above_dnn(_fluct_rows(lambda arch, n: 1.0 / n))
+    assert res.status == "fail" and res.value == pytest.approx(0.0)
+
+
+def test_rise_and_plateau():
+    var = lambda arch, n: 1.0 / n  # noqa: E731
+    deep = dict(depth=15, rel_se=0.01)
+    assert C.claim_rise_and_plateau(_fluct_rows(var, **deep), tau_theory=1.96).status == "pass"
+    # MC approaches the plateau on a different depth scale than the NLO curve
+    slow = _fluct_rows(var, shape=lambda a: 1.0 - 0.8 * math.exp(-a / 3.5),
+                       theory_shape=lambda a: 1.0 - 0.8 * math.exp(-a / 1.96), **deep)
+    res = C.claim_rise_and_plateau(slow)
+    assert res.status == "fail" and "tau_MC" in res.reason
+    # overshoot: the NLO curve peaks and falls (C(0,0) > C*): not the claim's regime
+    over = _fluct_rows(var, shape=lambda a: 1.0 + 2.0 * math.exp(-a / 1.96) * (1 - math.exp(-a)), **deep)
+    res = C.claim_rise_and_plateau(over)
+    assert res.status == "fail" and "C(0,0) > C*" in res.reason
+    # MC flat although the NLO rises
+    flat = _fluct_rows(var, shape=lambda a: 1.0, theory_shape=lambda a: 1.0 - 0.8 * math.exp(-a / 1.96), **deep)
+    assert C.claim_rise_and_plateau(flat).status == "fail"
+
+
+def _input_rows(mc_of, se=0.01, sets=6, depth=10):
+    rows = []
+    for arch in ("dnn", "rnn"):
+        for a in range(depth + 2):
+            lr = 0.5 * 0.6 ** a
+            rows.append(dict(arch=arch, bias="uncorrelated", activation="relu", width=500, depth=depth, g2=1.2,
+                             sigma2=0.2, g2_in=1.2, input_sets=sets, realizations=100.0, a=a, mc_std=mc_of(lr, a),
+                             mc_std_se=se, weight_noise=0.001, mc_std_corrected=mc_of(lr, a), mft_std=lr,
+                             linear_response=lr))
+    return rows
+
+
+def test_input_propagation():
+    assert C.claim_input_propagation(_input_rows(lambda lr, a: lr)).status == "pass"
+    res = C.claim_input_propagation(_input_rows(lambda lr, a: 0.5))  # no decay
+    assert res.status == "fail" and "linear response" in res.reason
+    two_sets = _input_rows(lambda lr, a: lr, se=float("nan"), sets=2)
+    assert "3 input sets" in C.claim_input_propagation(two_sets).reason
+
+
+def _instab_rows(ratio_of, rel_se=0.05, widths=(1000, 3000, 5000, 10000), depth=40):
+    rows = []
+    for n in widths:
+        r = ratio_of(n)
+        rows.append(dict(arch="rnn", bias="uncorrelated", activation="relu", width=n, depth=depth, g2=1.73,
+                         sigma2=0.0, input_set=0, realizations=400, overflowed=0, quantity="diag", a=depth, lag=0,
+                         mc_mean=2.0 * r, mc_sem=2.0 * rel_se * r, mc_std=1.0, theory=2.0, z=0.0))
+    return rows
+
+
+def test_instability_suppressed():
+    assert C.claim_instability_suppressed(_instab_rows(lambda n: 1.0 + 3000.0 / n)).status == "pass"
+    res = C.claim_instability_suppressed(_instab_rows(lambda n: 1.5))
+    assert res.status == "fail" and "MC/theory" in res.reason
+    growing = C.claim_instability_suppressed(_instab_rows(lambda n: 1.0 + n / 3000.0))
+    assert growing.status == "fail" and growing.value > 0
+    two = C.claim_instability_suppressed(_instab_rows(lambda n: 1.0 + 3000.0 / n, widths=(1000, 10000)))
+    assert two.status == "pass"
+
+
+def test_evaluate_claims_rows_and_missing_tables():
+    tables = {
+        "kernel": [("fig1", _kernel_rows())],
+        "mmd": [("w", _mmd_rows("width", [10, 40, 160], lambda n: 1.0 / n, lambda n: 2.0 / n)),
+                ("d", _mmd_rows("depth", [1, 5, 15, 30], lambda a: 0.001, lambda a: 0.001 + 0.001 * a))],
+        "fluctuations": [("f", _fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n, depth=15,
+                                           rel_se=0.01))],
+        "input_propagation": [("i", _input_rows(lambda lr, a: lr))],
+    }
+    results = C.evaluate_claims(tables)
+    by_id = {r.id: r for r in results}
+    assert [r.id for r in results] == [c.id for c in C.CLAIMS]
+    assert all(by_id[i].passed for i in ("1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6", "7")), results
+    assert by_id["8"].status == "not evaluated" and by_id["8"].experiments == []
+    assert "1.96" in by_id["6"].reason  # -1/ln F for relu at g2 = 1.2
+    rows = C.claim_rows(results)
+    assert [list(r) for r in rows] == [list(C.CLAIM_COLUMNS)] * len(rows)
+    assert by_id["4a"].experiments == ["w", "d"]
+
+
+def test_experiments_of_one_kind_are_not_mixed():
+    """Rows of two experiments of one kind form separate groups (each must satisfy the claim)."""
+    good = [dict(r, experiment="a") for r in _instab_rows(lambda n: 1.0 + 3000.0 / n)]
+    flat = [dict(r, experiment="b") for r in _instab_rows(lambda n: 1.5)]
+    assert C.claim_instability_suppressed(good).passed
+    res = C.claim_instability_suppressed(good + flat)
+    assert res.status == "fail" and res.value == pytest.approx(0.0, abs=1e-12)
+    ok = [dict(r, experiment="a") for r in _fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n)]
+    steep = [dict(r, experiment="b") for r in _fluct_rows(lambda arch, n: (2.0 if arch == "rnn" else 1.0) / n**1.3)]
+    assert C.claim_variance_one_over_n(ok).passed
+    assert C.claim_variance_one_over_n(ok + steep).value == pytest.approx(-1.3)

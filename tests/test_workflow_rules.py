@@ -1,0 +1,72 @@
+"""The generated per-kind rules and the claims rule (fast: dry runs and a seconds-long theory-only run)."""
+
+import re
+
+from test_workflow_helpers import dry_run_jobs, load_tiny_config, run_snakemake, write_config
+
+KINDS = ("kernel", "mmd", "fluctuations", "input_propagation", "instability")
+
+# The job list of `snakemake -n` on the tiny config (the same as with the hand-written
+# rules before they were generated, plus the claims rule).
+TINY_JOBS = {
+    "point_spec": 19, "theory_spec": 19, "simulate_point": 19, "theory_point": 19, "phase_diagram": 1,
+    **{f"compare_{k}": 1 for k in KINDS}, **{f"plot_{k}": 1 for k in KINDS}, "plot_phase_diagram": 1,
+    "claims": 1, "all": 1,
+}
+
+
+def _dry_run(tmp_path, config, *extra):
+    proc = run_snakemake(["-n", "--configfile", write_config(tmp_path / "cfg.yaml", config), *extra], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc.stdout
+
+
+def test_tiny_dry_run_job_list(tmp_path):
+    counts = {}
+    for rule, _ in dry_run_jobs(_dry_run(tmp_path, load_tiny_config())):
+        counts[rule] = counts.get(rule, 0) + 1
+    assert counts == TINY_JOBS
+
+
+def test_generated_rules_have_their_own_outputs_and_logs(tmp_path):
+    """Each compare_<kind>/plot_<kind> job writes its kind's table/figure and logs to its own file."""
+    out = _dry_run(tmp_path, load_tiny_config(), "--printshellcmds")
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", out)
+    seen = set()
+    for block in blocks:
+        m = re.match(r"(?:local)?rule ((compare|plot)_(\w+)):", block)
+        if not m:
+            continue
+        rule, step, kind = m.groups()
+        exp = re.search(r"wildcards: exp=(\w+)", block).group(1)
+        assert f"log: results/logs/{exp}/{rule}.log" in block, block
+        if step == "compare":
+            assert f"results/{exp}/tables/{kind}.csv" in block.split("output:")[1], block
+        else:
+            assert f"results/figures/{exp}.png" in block, block
+        seen.add(rule)
+    assert seen == {f"compare_{k}" for k in KINDS} | {f"plot_{k}" for k in KINDS + ("phase_diagram",)}
+
+
+def test_phase_diagram_does_not_depend_on_statistics(tmp_path):
+    """A theory-only run, then statistics=paper: nothing to do (the plot's params omit `statistics`)."""
+    config = load_tiny_config()
+    config["experiments"] = {"phase": config["experiments"]["phase"]}
+    path = write_config(tmp_path / "phase.yaml", config)
+    proc = run_snakemake(["--cores", "1", "--configfile", path], cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert not (tmp_path / "results" / "claims.csv").exists()  # no simulation experiment: no claims
+    config["statistics"] = "paper"
+    proc = run_snakemake(["-n", "--configfile", write_config(tmp_path / "paper.yaml", config)], cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_claims_rule_reads_every_table(tmp_path):
+    out = _dry_run(tmp_path, load_tiny_config())
+    block = next(b for b in re.split(r"\n(?=(?:local)?rule \w+:)", out) if b.startswith("rule claims:"))
+    inputs = block.split("input:")[1].split("\n")[0]
+    for path in ("kernel/tables/kernel.csv", "mmd/tables/mmd_summary.csv", "fluct/tables/fluctuations.csv",
+                 "inputs/tables/input_propagation.csv", "instab/tables/instability.csv"):
+        assert f"results/{path}" in inputs, inputs
+    assert "output: results/claims.csv, results/claims.json" in block
