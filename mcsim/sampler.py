@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
+from theory.comparison import weight_average
 from theory.inputs import strict_int
 from theory.prior import Prior, check_inputs
 from theory.spec import (
@@ -808,6 +809,9 @@ def weight_averaged_overlaps(
         res = sample(prior, inputs[d : d + 1], width, R, seed=seed, method=method, observables=(name,))
         v = res[name][:, :, 0, 0][~res["overflow"]]
         nover[d] = int(res["overflow"].sum())
-        mean[d] = v.mean(axis=0)
-        sem[d] = v.std(axis=0, ddof=1) / math.sqrt(max(v.shape[0], 1))
+        if v.shape[0] >= 2:
+            mean[d], sem[d] = weight_average(v)
+        else:  # fewer than 2 realizations without overflow: no standard error
+            mean[d] = v.mean(axis=0) if v.shape[0] else np.nan
+            sem[d] = np.nan
     return {"mean": mean, "sem": sem, "inputs": inputs, "overflow": nover}

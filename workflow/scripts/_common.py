@@ -63,6 +63,22 @@ def read_h5(path) -> tuple[dict, dict]:
     return data, attrs
 
 
+def read_sim(path) -> tuple[dict, dict]:
+    """Read a finalised simulation point file, verifying every dataset's SHA-256.
+
+    Thin wrapper of :func:`mcsim.read_point`: a corrupt, truncated or
+    incomplete file is an error naming the file and dataset, never a number.
+
+    Returns
+    -------
+    data : dict of str -> ndarray
+    attrs : dict
+    """
+    from mcsim import read_point
+
+    return read_point(path)
+
+
 def valid_realizations(data: dict) -> np.ndarray:
     """Boolean mask (R,) of realizations without overflow (all True if not recorded)."""
     any_obs = next(v for k, v in data.items() if k not in ("inputs", "overflow"))
@@ -199,7 +215,7 @@ def iter_compared_points(smk, points: dict):
     point : str
         Point name (file stem).
     data : dict of str -> ndarray
-        Root datasets of the simulation file (see :func:`read_h5`).
+        Root datasets of the simulation file (see :func:`read_sim`).
     theory : dict of str -> ndarray
         Root datasets of the theory file.
     ok : ndarray of bool, shape (R,)
@@ -215,7 +231,7 @@ def iter_compared_points(smk, points: dict):
     """
     for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
         point = point_name(sim_path, theory_path)
-        data, _ = read_h5(sim_path)
+        data, _ = read_sim(sim_path)
         theory, _ = read_h5(theory_path)
         ok = valid_realizations(data)
         yield point, data, theory, ok, point_row(point, points[point], ok.sum(), (~ok).sum())

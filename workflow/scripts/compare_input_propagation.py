@@ -18,7 +18,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
-    INPUT_SET_GROUP_KEYS, input_set_group_columns, package_versions, point_name, read_h5, setup_logging,
+    INPUT_SET_GROUP_KEYS, input_set_group_columns, package_versions, point_name, read_h5, read_sim, setup_logging,
     valid_realizations, write_table,
 )
 from theory.comparison import input_spread, weight_average  # noqa: E402
@@ -51,7 +51,7 @@ rows = []
 for key, members in groups.items():
     means, sems, kernels, props, counts = [], [], [], [], []
     for point, sim_path, theory_path in members:
-        data, _ = read_h5(sim_path)
+        data, _ = read_sim(sim_path)
         theory, _ = read_h5(theory_path)
         ok = valid_realizations(data)
         caux = np.asarray(data["caux_diag"])[ok][:, :, 0, 0]  # (R, A+2)
