@@ -183,6 +183,20 @@ def test_rise_and_plateau():
     assert C.claim_rise_and_plateau(flat).status == "fail"
 
 
+def test_rise_and_plateau_undetermined_fit_fails():
+    """A fit that cannot determine tau (too few layers, or MC scattered far beyond its SE) must fail, not pass."""
+    var = lambda arch, n: 1.0 / n  # noqa: E731
+    # depth 4: only a = 3, 4 remain for a 3-parameter fit (used to raise TypeError and crash the rule)
+    short = C.claim_rise_and_plateau(_fluct_rows(var, depth=4, rel_se=0.01))
+    assert short.status == "fail" and "plateau fit failed" in short.reason
+    # depth 5: three points alternating +-5 SE around the curve: the covariance is not estimable
+    wiggle = _fluct_rows(var, depth=5, rel_se=0.01,
+                         shape=lambda a: (1.0 - 0.8 * math.exp(-a / 1.96)) * (1 + 0.05 * (-1) ** a),
+                         theory_shape=lambda a: 1.0 - 0.8 * math.exp(-a / 1.96))
+    res = C.claim_rise_and_plateau(wiggle)
+    assert res.status == "fail" and "plateau fit failed" in res.reason, (res.status, res.reason)
+
+
 def _input_rows(mc_of, se=0.01, sets=6, depth=10):
     rows = []
     for arch in ("dnn", "rnn"):

@@ -22,6 +22,7 @@ without data returns ``status="not evaluated"`` and says which table is missing.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,9 @@ TAU_FIT_FROM = 3
 
 PLATEAU_LAYERS = 3
 """Claim 6: the plateau height is the mean Var over this many last hidden layers."""
+
+MIN_FIT_POINTS = 4
+"""Claim 6: the 3-parameter plateau fit needs at least this many layers (one degree of freedom)."""
 
 
 @dataclass(frozen=True)
@@ -390,10 +394,20 @@ def _plateau_model(a, v_inf, b, tau):
 def fit_plateau(a, y, se=None):
     """Fit ``V_inf - B exp(-a / tau)``; returns ((V_inf, B, tau), (SEs)) (absolute sigma if se given)."""
     a, y = np.asarray(a, float), np.asarray(y, float)
+    if a.size < MIN_FIT_POINTS:
+        raise ValueError(f"{a.size} layers at a >= {TAU_FIT_FROM}; the 3-parameter fit needs at least {MIN_FIT_POINTS}")
     p0 = [y[-1], (y[-1] - y[0]) * math.exp(a[0] / 2.0), 2.0]
-    popt, pcov = optimize.curve_fit(_plateau_model, a, y, p0=p0, sigma=se, absolute_sigma=se is not None,
-                                    maxfev=20000)
-    return popt, np.sqrt(np.diag(pcov))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", optimize.OptimizeWarning)
+        try:
+            popt, pcov = optimize.curve_fit(_plateau_model, a, y, p0=p0, sigma=se, absolute_sigma=se is not None,
+                                            maxfev=20000)
+        except optimize.OptimizeWarning as exc:
+            raise RuntimeError(f"covariance of the fit cannot be estimated ({exc})") from None
+    perr = np.sqrt(np.diag(pcov))
+    if not np.all(np.isfinite(perr)) or not perr[2] < abs(popt[2]):
+        raise RuntimeError(f"tau is not determined by the data (tau = {popt[2]:.3g} +- {perr[2]:.3g})")
+    return popt, perr
 
 
 def claim_rise_and_plateau(rows, tau_theory: float | None = None) -> ClaimResult:
@@ -452,7 +466,7 @@ def claim_rise_and_plateau(rows, tau_theory: float | None = None) -> ClaimResult
         try:
             (_, _, tau), (_, _, tau_se) = fit_plateau(a, [_f(r, "mc") for r in fit], [_f(r, "mc_se") for r in fit])
             (_, _, tau_nlo), _ = fit_plateau(a, [_f(r, "theory") for r in fit])
-        except (RuntimeError, ValueError) as exc:
+        except (RuntimeError, ValueError, TypeError) as exc:
             failures.append(f"{name}: plateau fit failed ({exc})")
             continue
         z_tau = abs(tau - tau_nlo) / tau_se
