@@ -468,7 +468,8 @@ def load_spec(spec_path, realizations: Optional[int] = None, block_size: Optiona
     Raises
     ------
     UserError
-        ``"<key>: <what>"`` for anything :func:`theory.parse_point_spec` rejects.
+        ``"<key>: <what>"`` for anything :func:`theory.parse_point_spec` rejects,
+        and ``"prior.activation: ..."`` for a custom activation Numba cannot compile.
     """
     import theory
     from theory.spec import _read_spec_file
@@ -480,9 +481,19 @@ def load_spec(spec_path, realizations: Optional[int] = None, block_size: Optiona
                 raw["realizations"] = realizations
             if block_size is not None:
                 raw["block_size"] = block_size
-        return theory.parse_point_spec(raw)
+        spec = theory.parse_point_spec(raw)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    act = spec.prior.act
+    if not act.builtin:
+        # a custom activation must compile for the samplers: bad input, found before any store work
+        from ._kernelsets import jit_scalar
+
+        try:
+            jit_scalar(act.scalar)
+        except ValueError as exc:
+            raise UserError(f"prior.{exc}") from None
+    return spec
 
 
 def _prepare(spec_path, store_root, out, block_size, realizations):

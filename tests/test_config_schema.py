@@ -214,6 +214,8 @@ ONE_LINE_ERRORS = {
                            "experiments.kernel.grid.activation[0]", ["'softplus' does not match", "relu|erf|linear|tanh|"]),
     "unimportable activation": (_set(["experiments", "kernel", "grid", "activation"], ["os:no_such_function"]),
                                 "experiments.kernel.grid.activation", ["no_such_function"]),
+    "activation numba cannot compile": (_set(["experiments", "kernel", "grid", "activation"], ["scipy.special:expit"]),
+                                        "experiments.kernel.grid.activation", ["numba-jittable", "numba.njit failed"]),
     "empty grid": (_set(["experiments", "fluct", "grid", "width"], []), "experiments.fluct.grid.width",
                    ["should be non-empty"]),
     "realizations < 2": (_set(["experiments", "instab", "realizations"], 1), "experiments.instab.realizations",

@@ -187,6 +187,26 @@ def test_mcsim_cli_resolves_import_path_in_its_own_process(custom_module, tmp_pa
     assert "Traceback" not in res.stderr
 
 
+def test_mcsim_cli_rejects_activation_numba_cannot_compile(tmp_path):
+    """A NumPy-valid activation that Numba cannot compile (a SciPy ufunc) is bad input: exit 2,
+    one line naming ``prior.activation``, before any store work (no point directory)."""
+    spec = {
+        "prior": {"arch": "dnn", "activation": "scipy.special:expit", **BASE},
+        "inputs": {"kind": "gaussian", "count": 2, "dim": 3, "seed": 5},
+        "width": 12, "realizations": 8, "block_size": 4,
+    }
+    spec_path = tmp_path / "point.json"
+    spec_path.write_text(json.dumps(spec))
+    cmd = [sys.executable, "-m", "mcsim", "run", "--spec", spec_path, "--store", tmp_path / "store",
+           "--out", tmp_path / "point.h5", "--no-progress"]
+    res = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, env=snakemake_env(), timeout=300)
+    assert res.returncode == 2, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: prior.activation: ") and "numba" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+
+
 def _custom_config(activation):
     config = load_tiny_config()
     kernel = config["experiments"]["kernel"]

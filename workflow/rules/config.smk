@@ -123,13 +123,16 @@ def apply_statistics(cfg):
 def check_activation(key, activation):
     """Resolve an import-path activation now, so a typo or a non-activation fails before any job starts.
 
-    theory resolves and validates it (one-line ValueError); this only names the key.
+    theory resolves and validates it, and mcsim checks that Numba compiles it (one-line
+    ValueError each); this only names the key.
     """
     if ":" in activation:
+        from mcsim._kernelsets import jit_scalar
         from theory.activations import get_activation
 
         try:
-            get_activation(activation).validated()
+            act = get_activation(activation).validated()  # the theory's vectorised function
+            jit_scalar(act.scalar)  # the samplers' Numba-compiled scalar function
         except ValueError as exc:
             config_error(key, _one_line(exc))
 
