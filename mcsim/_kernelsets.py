@@ -152,8 +152,16 @@ def jit_scalar(fn):
 
 
 def _source_hashes() -> str:
+    """SHA-256 over every source file whose content ends up in a compiled kernel set.
+
+    The kernel sources, this module (compile options) and :mod:`theory.activations`
+    (the built-in scalar activations and the module constants they read, which
+    Numba freezes into the compiled code).
+    """
+    import theory.activations as _acts
+
     h = hashlib.sha256()
-    for path in (_TEMPLATE, _HERE / "_kernels.py"):
+    for path in (_TEMPLATE, _HERE / "_kernels.py", Path(__file__).resolve(), Path(_acts.__file__).resolve()):
         h.update(path.read_bytes())
     return h.hexdigest()
 

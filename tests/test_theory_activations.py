@@ -111,3 +111,37 @@ def test_cli_bad_activation_is_one_line_exit_2(tmp_path, argv):
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: activation: 'os:getcwd' cannot be applied"), res.stderr
+
+
+def test_custom_identity_covers_module_constants_and_helpers(tmp_path, monkeypatch):
+    """Editing a module constant or a helper a custom activation reads changes its identity
+    (and so its point keys and compiled kernels); restoring it restores the identity."""
+    from theory.activations import code_hash
+
+    (tmp_path / "lk_mod.py").write_text(
+        "import numpy as np\nALPHA = 0.1\n\ndef helper(x):\n    return x\n\n"
+        "def leaky(x):\n    return np.where(x > 0, helper(x), ALPHA * x)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import lk_mod
+
+    base = code_hash(lk_mod.leaky)
+    monkeypatch.setattr(lk_mod, "ALPHA", 0.3)
+    assert code_hash(lk_mod.leaky) != base
+    monkeypatch.setattr(lk_mod, "ALPHA", 0.1)
+    assert code_hash(lk_mod.leaky) == base
+    monkeypatch.setattr(lk_mod, "helper", lambda x: 2 * x)
+    assert code_hash(lk_mod.leaky) != base
+
+
+def test_kernel_set_key_covers_the_activation_module(tmp_path, monkeypatch):
+    """The built-in scalar activations (and the constants Numba freezes into them) live in
+    theory/activations.py: editing that file must give every kernel set a new key, so a
+    disk-cached set compiled from the old file is never loaded."""
+    import theory.activations as acts
+    from mcsim import _kernelsets
+
+    key = _kernelsets._set_key(get_activation("erf"))
+    edited = tmp_path / "activations.py"
+    edited.write_text(open(acts.__file__).read().replace("_SQRT_PI_HALF = 0.5 *", "_SQRT_PI_HALF = 2.0 *"))
+    monkeypatch.setattr(acts, "__file__", str(edited))
+    assert _kernelsets._set_key(get_activation("erf")) != key

@@ -393,13 +393,70 @@ def _hash_code(h, code: types.CodeType) -> None:
             h.update(repr(const).encode())
 
 
+def _hash_function(h, fn, seen: set, depth: int) -> None:
+    """Feed the code of ``fn`` and of what it reads from its module into ``h``."""
+    py = _python_function(fn)
+    code = getattr(py, "__code__", None)
+    if code is None:
+        # e.g. a NumPy ufunc: identify it by module and name
+        h.update(f"{type(py).__module__}.{getattr(py, '__name__', repr(py))}".encode())
+        return
+    if id(code) in seen:
+        return
+    seen.add(id(code))
+    _hash_code(h, code)
+    h.update(repr(getattr(py, "__defaults__", None)).encode())
+    for cell in getattr(py, "__closure__", None) or ():
+        try:
+            _hash_value(h, cell.cell_contents, seen, depth)
+        except ValueError:  # empty cell
+            pass
+    glob = getattr(py, "__globals__", {})
+    for name in _all_names(code):
+        if name in glob:
+            h.update(name.encode() + b"=")
+            _hash_value(h, glob[name], seen, depth)
+
+
+def _all_names(code: types.CodeType):
+    """Global names used by ``code`` and the code objects nested in it, in order."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.extend(_all_names(const))
+    return dict.fromkeys(names)
+
+
+def _hash_value(h, value, seen: set, depth: int) -> None:
+    """Hash a global or closure value: data by value, functions by their code (recursively)."""
+    if isinstance(value, (bool, int, float, complex, str, bytes, type(None))):
+        h.update(repr(value).encode())
+    elif isinstance(value, np.ndarray):
+        h.update(repr((value.dtype.str, value.shape)).encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, (tuple, list, frozenset)):
+        h.update(type(value).__name__.encode())
+        for item in value:
+            _hash_value(h, item, seen, depth)
+    elif isinstance(value, types.ModuleType):
+        h.update(("module:" + value.__name__).encode())
+    elif callable(value) and depth < 8:
+        _hash_function(h, value, seen, depth + 1)
+    else:
+        h.update(type(value).__qualname__.encode())
+
+
 def code_hash(fn: Callable) -> str:
-    """First 16 hex digits of a SHA-256 over the code of ``fn``.
+    """First 16 hex digits of a SHA-256 over the code of ``fn`` and what it reads.
 
     Covers the bytecode, the names it uses, its constants (recursively into
-    nested functions), default arguments and closure values.  It does not
-    follow calls into *other* functions: a custom activation that calls a
-    helper changes identity only when its own code changes.
+    nested functions), default arguments, closure values, and the values of
+    the module globals it reads: numbers, strings and arrays by value, and
+    functions it calls by their own code hash (recursively, up to depth 8).
+    So editing a helper or a module constant of a custom activation changes
+    its identity (and so its point keys and compiled kernels).  Modules are
+    identified by name only: a change *inside* a library the activation calls
+    (e.g. a new SciPy version) is not seen.
 
     Parameters
     ----------
@@ -409,20 +466,8 @@ def code_hash(fn: Callable) -> str:
     -------
     str
     """
-    py = _python_function(fn)
     h = hashlib.sha256()
-    code = getattr(py, "__code__", None)
-    if code is None:
-        # e.g. a NumPy ufunc: identify it by module and name
-        h.update(f"{type(py).__module__}.{getattr(py, '__name__', repr(py))}".encode())
-    else:
-        _hash_code(h, code)
-        h.update(repr(getattr(py, "__defaults__", None)).encode())
-        for cell in getattr(py, "__closure__", None) or ():
-            try:
-                h.update(repr(cell.cell_contents).encode())
-            except ValueError:  # empty cell
-                pass
+    _hash_function(h, fn, set(), 0)
     return h.hexdigest()[:16]
 
 
