@@ -42,7 +42,7 @@ for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
 columns = {
     **input_set_group_columns(),
     "input_sets": "number of input draws",
-    "realizations": "mean weight realizations per input draw",
+    "realizations": "weight realizations used per input set (the fewest over the sets; all equal unless some overflowed)",
     "a": "layer / time step a (A+1 = readout)",
     "mc_std": "std over input draws of the weight-averaged Caux^(a,a)",
     "mc_std_se": "jackknife (over input draws) standard error of mc_std",
@@ -72,7 +72,7 @@ for key, members in groups.items():
     mft_std = std_over_sets(kernels)
     linear = props.mean(axis=0) * mft_std[0]
     for a in range(means.shape[1]):
-        rows.append({**dict(zip(group_keys, key)), "input_sets": len(members), "realizations": float(np.mean(counts)),
+        rows.append({**dict(zip(group_keys, key)), "input_sets": len(members), "realizations": int(min(counts)),
                      "a": a, "mc_std": mc_std[a], "mc_std_se": mc_std_se[a], "weight_noise": weight_noise[a],
                      "mc_std_corrected": corrected[a], "mft_std": mft_std[a], "linear_response": linear[a]})
     log.info("%s: %d input sets", key, len(members))
