@@ -53,6 +53,8 @@ for point, data, theory, ok, base in iter_compared_points(smk, points):
     nlo = np.asarray(theory["nlo_variance"])[0]  # (A+2,)
     for a in range(depth + 2):
         if a == 0:  # Caux^(0,0) = g_0^2 |x|^2 / n_in + sigma^2: no weight dependence, round-off variance only
+            if not var[0] <= 1e-20 * max(float(np.max(caux[:, 0] ** 2)), 1.0):
+                raise ValueError(f"{point}: Var Caux^(0,0) = {var[0]:.3g} over realizations, expected 0 (fixed input)")
             rows.append({**base, "quantity": "var_caux", "a": 0, "mc": DETERMINISTIC, "mc_se": 0.0,
                          "theory": nlo[0], "z": DETERMINISTIC})
             continue

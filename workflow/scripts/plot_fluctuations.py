@@ -27,7 +27,7 @@ c00 = {s: select(rows, input_set=s)[0]["c00"] for s in inputs}
 c_star = rows[0]["c_star"]
 inputs.sort(key=lambda s: c00[s])  # below C* first
 n_b = len(inputs)
-fig, axes = new_figure(2, max(2, n_b), width=4.6, height=3.5)
+fig, axes = new_figure(2, max(2, n_b), width=5.0, height=4.3)
 ax_n, ax_k = axes[0, 0], axes[0, 1]
 for ax in axes[0, 2:]:
     ax.set_visible(False)
@@ -88,7 +88,7 @@ for arch in archs:
                     continue
                 first = k == 0
                 ax_k.errorbar(column(direct, "width") * shift, column(direct, "mc"), yerr=column(direct, "mc_se"),
-                              fmt=marker, color=color, mfc="white", ms=4, capsize=1.5, alpha=0.45, lw=0.8,
+                              fmt=marker, color=color, mfc="white", ms=4, capsize=1.5, alpha=0.35, lw=0.7,
                               label=f"{tag} MC from y (each input)" if first else None)
                 ax_k.errorbar(column(cond, "width") * shift, column(cond, "mc"), yerr=column(cond, "mc_se"),
                               fmt=marker, color=color, ms=4, capsize=2,
@@ -102,14 +102,14 @@ set_log_ticks(ax_n, widths)
 ax_n.set_xlabel("width n")
 ax_n.set_ylabel(r"Var $C_{\rm aux}^{(A+1,A+1)}$")
 ax_n.set_title(rf"(a) readout fluctuations vs width ($C^*={c_star:.3g}$)", fontsize=10)
-ax_n.legend(fontsize=6, loc="lower left")
+ax_n.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
 set_log_ticks(ax_k, widths)
-ax_k.set_yscale("symlog", linthresh=0.01)
+ax_k.set_yscale("symlog", linthresh=0.003)  # log above 0.003 (all NLO values), linear through 0
 ax_k.axhline(0.0, color="gray", lw=0.6)
 ax_k.set_xlabel("width n")
 ax_k.set_ylabel("output excess kurtosis")
-ax_k.set_title(r"output non-Gaussianity $\kappa_4/K^2$ (NLO: $3\,$Var$C_{\rm aux}/K^2$)", fontsize=10)
-ax_k.legend(fontsize=6, loc="upper right")
+ax_k.set_title(r"(a') output excess kurtosis vs width (NLO: $3\,$Var$C_{\rm aux}/K^2$)", fontsize=10)
+ax_k.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
 for k, s in enumerate(inputs):
     ax_b = axes[1, k]
     ax_b.set_xlim(left=-0.5)

@@ -47,5 +47,6 @@ for i, bias in enumerate(biases):
         else:
             ax.set_ylabel(rf"$\hat C^{{(a,{b})}}$")
             ax.set_title(f"{bias} bias: cross-covariance, b = {b}")
-        ax.legend(fontsize=7)
+handles, labels = axes[0, 0].get_legend_handles_labels()  # one legend below the panels: none covers data
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels), fontsize=8, frameon=False)
 finish_figure(fig, smk, log, experiment_title(exp))
