@@ -38,7 +38,7 @@ for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
 columns = {
     **input_set_group_columns(),
     "input_sets": "number of input draws",
-    "realizations": "mean weight realizations per input draw",
+    "realizations": "weight realizations used per input set (the fewest over the sets; all equal unless some overflowed)",
     "a": "layer / time step a (A+1 = readout)",
     "mc_std": "std over input draws of the weight-averaged Caux^(a,a)",
     "mc_std_se": "jackknife (over input draws) standard error of mc_std",
@@ -63,7 +63,7 @@ for key, members in groups.items():
         counts.append(caux.shape[0])
     spread = input_spread(means, sems, kernels, props)  # each (A+2,)
     for a in range(len(spread["mc_std"])):
-        rows.append({**dict(zip(group_keys, key)), "input_sets": len(members), "realizations": float(np.mean(counts)),
+        rows.append({**dict(zip(group_keys, key)), "input_sets": len(members), "realizations": int(min(counts)),
                      "a": a, **{name: values[a] for name, values in spread.items()}})
     log.info("%s: %d input sets", key, len(members))
 

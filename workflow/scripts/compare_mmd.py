@@ -54,7 +54,7 @@ for row in rows:
 summary_columns = {
     **input_set_group_columns(),
     "input_sets": "number of input sets averaged",
-    "realizations": "mean realizations per input set",
+    "realizations": "weight realizations used per input set (the fewest over the sets; all equal unless some overflowed)",
     "mmd2_mean": "MMD^2 averaged over input sets",
     "mmd2_sem": "standard error of mmd2_mean over input sets (nan for one set)",
     "noise_floor_mean": "noise-floor MMD^2 averaged over input sets",
@@ -67,7 +67,7 @@ for key, members in groups.items():
     summary.append({
         **dict(zip(group_keys, key)),
         **pooled,
-        "realizations": float(np.mean([m["realizations"] for m in members])),
+        "realizations": int(min(m["realizations"] for m in members)),
         "lengthscale": lengthscale,
     })
 

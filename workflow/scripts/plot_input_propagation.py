@@ -16,8 +16,8 @@ from _common import (  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log, rows, exp = start_plot(smk)
-archs = unique(rows, "arch")
-fig, axes = new_figure(1, len(archs))
+archs = [a for a in ("rnn", "dnn") if select(rows, arch=a)]  # paper order: (c) RNN, (d) DNN
+fig, axes = new_figure(1, len(archs), width=4.6, height=4.6)
 for j, arch in enumerate(archs):
     ax = axes[0, j]
     color, marker = ARCH_COLORS[arch], ARCH_MARKERS[arch]
@@ -38,8 +38,10 @@ for j, arch in enumerate(archs):
                     label=f"linear response Eq. 42 ({label})")
             ax.plot(a, column(sel, "mft_std"), "x", color="k", ms=4, label=f"MFT kernel spread ({label})")
     ax.set_yscale("log")
-    ax.set_xlabel("layer / time step a")
+    ax.set_xlabel("time step a" if arch == "rnn" else "layer a")
     ax.set_ylabel(r"std over inputs of $\langle C_{\rm aux}^{(a,a)} \rangle_W$")
-    ax.set_title(f"{arch.upper()}: input-fluctuation propagation")
-    ax.legend(fontsize=6, loc="upper right")
+    sets = int(sel[0]["input_sets"])
+    ax.set_title(f"({'cd'[j] if len(archs) == 2 else chr(99 + j)}) {arch.upper()}: input-fluctuation propagation "
+                 f"({sets} input draws)", fontsize=9)
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1, frameon=False)
 finish_figure(fig, smk, log, experiment_title(exp))
