@@ -313,6 +313,14 @@ def _check_dataset(f, path: Path, name: str, R: Optional[int]) -> None:
                          "rerun 'python -m mcsim finalize' (or run) to rewrite the file")
 
 
+def _root_listing(path: Path, attrs: Mapping[str, Any]) -> tuple[list, list, int]:
+    """The ``datasets`` and ``observables`` lists and the realization count of a point file's root attributes."""
+    try:
+        return json.loads(attrs["datasets"]), json.loads(attrs["observables"]), int(attrs["realizations"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{path}: malformed root attributes ({type(exc).__name__}: {exc})") from None
+
+
 def verify_point(path: PathLike) -> dict:
     """Verify a final point file: format, completeness and the checksum of every dataset.
 
@@ -329,12 +337,7 @@ def verify_point(path: PathLike) -> dict:
     path = Path(path)
     f, attrs = _open_point_file(path)
     with f:
-        try:
-            names = json.loads(attrs["datasets"])
-            observables = json.loads(attrs["observables"])
-            R = int(attrs["realizations"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{path}: malformed root attributes ({type(exc).__name__}: {exc})") from None
+        names, observables, R = _root_listing(path, attrs)
         extra = sorted(set(f.keys()) - set(names))
         if extra:
             raise StoreError(f"{path}: unexpected datasets {extra} (not listed in the 'datasets' attribute)")
@@ -378,12 +381,7 @@ def read_point(path: PathLike) -> tuple[dict, dict]:
     path = Path(path)
     f, attrs = _open_point_file(path)
     with f:
-        try:
-            names = json.loads(attrs["datasets"])
-            observables = json.loads(attrs["observables"])
-            R = int(attrs["realizations"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{path}: malformed root attributes ({type(exc).__name__}: {exc})") from None
+        names, observables, R = _root_listing(path, attrs)
         arrays = {}
         for name in sorted(set(names) | set(f.keys()) | {*observables, "overflow", "inputs"}):
             if name not in names:
