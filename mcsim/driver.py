@@ -81,7 +81,6 @@ waits, abort) and :mod:`mcsim.fault_hooks` (test faults).
 from __future__ import annotations
 
 import os
-
 import time
 import traceback
 from pathlib import Path
@@ -94,7 +93,6 @@ from .progress import Progress, _log, _log_failure
 from .scheduler import sample_on_root, sample_on_worker
 from .shards import _fmt_ranges
 from .worker import BlockWorker
-
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # runtime failure: a failed rank, missing/corrupt/stale data
