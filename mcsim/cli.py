@@ -65,6 +65,16 @@ def _positive(name):
     return conv
 
 
+def _fault_hooks(text):
+    """``--test-hooks JSON`` (hidden, test-suite only) -> :class:`mcsim.fault_hooks.FaultHooks`."""
+    from .fault_hooks import FaultHooks
+
+    try:
+        return FaultHooks.from_json(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 RUN_EPILOG = """\
 point spec (JSON; full reference in theory/spec.py):
   {"prior": {"arch": "rnn", "depth": 10, "activation": "relu", "g2": 1.6, "sigma2": 0.2,
@@ -112,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     r.add_argument("--progress-interval", type=float, default=30.0, metavar="SECONDS",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
+    r.add_argument("--test-hooks", type=_fault_hooks, default=None, help=argparse.SUPPRESS)  # see mcsim.fault_hooks
 
     f = sub.add_parser("finalize", aliases=["finalise"], help="merge stored blocks into the final point file",
                        description="Merge the shards of a point into OUT (single process). Fails loudly, naming "
@@ -161,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if cmd == "run":
             return driver.run(args.spec, args.store, args.out, block_size=args.block_size,
                               realizations=args.realizations, progress=not args.no_progress,
-                              progress_interval=args.progress_interval)
+                              progress_interval=args.progress_interval, hooks=args.test_hooks)
         if cmd == "finalize":
             return driver.finalize(args.spec, args.store, args.out, realizations=args.realizations)
         if cmd == "info":

@@ -150,12 +150,12 @@ class _FakeTTY:
 def test_progress_display_tty_and_plain(monkeypatch):
     import io
 
-    from mcsim import driver
+    from mcsim import progress
 
     clock = [100.0]
-    monkeypatch.setattr(driver.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
     plain = io.StringIO()
-    prog = driver.Progress(4, 40, interval=10.0, stream=plain)
+    prog = progress.Progress(4, 40, interval=10.0, stream=plain)
     clock[0] += 5.0
     prog.update(1, 10)  # not yet due: plain streams print every `interval` seconds
     assert plain.getvalue() == ""
@@ -168,14 +168,14 @@ def test_progress_display_tty_and_plain(monkeypatch):
     assert plain.getvalue().splitlines()[-1].startswith("mcsim: blocks 4/4, realizations 40/40 (100%)")
 
     tty = _FakeTTY()
-    prog = driver.Progress(4, 40, stream=tty)
+    prog = progress.Progress(4, 40, stream=tty)
     clock[0] += 1.0
     prog.update(1, 10)
     prog.close(4, 40)
     assert tty.chunks[0].startswith("\rmcsim: blocks 1/4") and tty.chunks[-1] == "\n"
 
     quiet = io.StringIO()
-    prog = driver.Progress(4, 40, enabled=False, stream=quiet)
+    prog = progress.Progress(4, 40, enabled=False, stream=quiet)
     prog.update(4, 40, force=True)
     prog.close(4, 40)
     assert quiet.getvalue() == ""

@@ -72,12 +72,12 @@ def test_outputs_bit_identical_for_1_2_3_ranks(spec_path, tmp_path, mpirun):
 
 
 @pytest.mark.parametrize("failing_rank", [1, 0])
-def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path, mpirun, subprocess_env, failing_rank):
+def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path, mpirun, failing_rank):
     """A rank that fails while sampling stops the run cleanly: its traceback and rank 0's summary reach
     stderr, no final file is written, finished blocks stay in the store and a rerun resumes from them."""
     out = tmp_path / "fail.h5"
     args = ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress"]
-    res = mpirun(2, args, env=subprocess_env(MCSIM_TEST_FAIL_RANK=failing_rank), timeout=TIMEOUT)
+    res = mpirun(2, [*args, "--test-hooks", json.dumps({"fail_rank": failing_rank})], timeout=TIMEOUT)
     report = f"rc={res.returncode}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}"
     assert res.returncode == 1, report
     assert f"mcsim: rank {failing_rank} failed:\nTraceback" in res.stderr, report
@@ -104,12 +104,12 @@ def test_failing_rank_exits_nonzero_without_hang(spec_path, tmp_path, mpirun, su
     assert store.read_point(out)[0]["y"].shape == (30, 2, 1)
 
 
-def test_failure_outside_sampling_aborts_without_hang(spec_path, tmp_path, mpirun, subprocess_env):
+def test_failure_outside_sampling_aborts_without_hang(spec_path, tmp_path, mpirun):
     """A rank failing before the start barrier (the other rank waits in it) takes the MPI_Abort
     fallback: non-zero exit well within the timeout, no final file."""
     out = tmp_path / "fail.h5"
-    res = mpirun(2, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress"],
-                 env=subprocess_env(MCSIM_TEST_FAIL_RANK="1:setup"), timeout=TIMEOUT)
+    res = mpirun(2, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress",
+                     "--test-hooks", json.dumps({"fail_rank": 1, "fail_phase": "setup"})], timeout=TIMEOUT)
     assert res.returncode != 0, res.stderr
     assert not out.exists()
     # the traceback is printed before the abort (with a grace period for the launcher to forward
@@ -139,12 +139,12 @@ def block_writers(store_root, key):
 
 
 @pytest.mark.slow
-def test_scheduling_is_dynamic_when_one_rank_is_slow(spec_path, tmp_path, mpirun, subprocess_env):
+def test_scheduling_is_dynamic_when_one_rank_is_slow(spec_path, tmp_path, mpirun):
     # rank 1 sleeps 1.5 s after each of its blocks (test hook); a static interleave would give it
     # 4 of the 8 blocks, dynamic scheduling lets rank 0 take over the rest meanwhile
     out = tmp_path / "slow.h5"
-    res = mpirun(2, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress"],
-                 env=subprocess_env(MCSIM_TEST_BLOCK_DELAY="1:1.5"))
+    res = mpirun(2, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress",
+                     "--test-hooks", json.dumps({"block_delay": {"1": 1.5}})])
     assert res.returncode == 0, res.stderr
     _, attrs = store.read_point(out)
     writers = list(block_writers(tmp_path / "store", attrs["point_key"]).values())
@@ -152,7 +152,7 @@ def test_scheduling_is_dynamic_when_one_rank_is_slow(spec_path, tmp_path, mpirun
     assert writers.count(0) >= 5, writers  # static interleave: 4 each; typically rank 1 writes only 1-2
 
 
-def test_every_rank_samples_blocks_when_blocks_cost_the_same(spec_path, tmp_path, mpirun, subprocess_env):
+def test_every_rank_samples_blocks_when_blocks_cost_the_same(spec_path, tmp_path, mpirun):
     # 12 equal-cost blocks on 3 ranks; every block costs >= 0.2 s (test hook sleep after writing it), so
     # the run takes ~4 rounds.  Each rank must get its first-round block *and* at least one more from
     # the dynamic queue: a rank that is ready must not be starved by rank 0 (the old scheduler let rank
@@ -160,8 +160,8 @@ def test_every_rank_samples_blocks_when_blocks_cost_the_same(spec_path, tmp_path
     n, n_blocks = 3, 12
     out = tmp_path / "busy.h5"
     res = mpirun(n, ["run", "--spec", spec_path, "--store", tmp_path / "store", "--out", out, "--no-progress",
-                     "--realizations", 4 * n_blocks, "--block-size", 4],
-                 env=subprocess_env(MCSIM_TEST_BLOCK_DELAY="0.2"))
+                     "--realizations", 4 * n_blocks, "--block-size", 4,
+                     "--test-hooks", json.dumps({"block_delay": 0.2})])
     assert res.returncode == 0, res.stderr
     _, attrs = store.read_point(out)
     writers = list(block_writers(tmp_path / "store", attrs["point_key"]).values())

@@ -36,9 +36,10 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, capsys, subprocess_env)
     blocks = store_root / key / "blocks"
     cmd = [sys.executable, "-m", "mcsim", "run", "--spec", str(spec_path), "--store", str(store_root),
            "--out", str(out), "--no-progress"]
+    slow = ["--test-hooks", json.dumps({"block_delay": 0.5})]
     # a real subprocess slowed by the test hook (0.5 s after each of the 8 blocks), killed with SIGKILL
     # as soon as the first block file exists
-    proc = subprocess.Popen(cmd, env=subprocess_env(MCSIM_TEST_BLOCK_DELAY="0.5"), start_new_session=True,
+    proc = subprocess.Popen(cmd + slow, env=subprocess_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
