@@ -37,7 +37,7 @@ def subprocess_env():
 
     The environment is the current one with the checkout first on ``PYTHONPATH``
     (so subprocesses import this checkout's packages) plus ``extra`` (values
-    converted with ``str``, e.g. the ``MCSIM_TEST_*`` hooks).
+    converted with ``str``, e.g. ``NUMBA_CACHE_DIR``).
     """
     return _checkout_env
 
