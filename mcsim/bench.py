@@ -42,6 +42,8 @@ import tracemalloc
 
 import numpy as np
 
+from theory.spec import DEFAULT_OBSERVABLES
+
 from theory.prior import Prior
 
 from . import sampler as S
@@ -148,8 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3,
                    help="interleaved projected/floor rounds, best taken (default 3)")
     p.add_argument("--no-direct", action="store_true", help="skip the direct sampler")
-    p.add_argument("--observables", nargs="+", default=["y", "caux_diag", "chat_diag"],
-                   help="observables computed (default: y caux_diag chat_diag)")
+    p.add_argument("--observables", nargs="+", default=list(DEFAULT_OBSERVABLES),
+                   help=f"observables computed (default: {' '.join(DEFAULT_OBSERVABLES)})")
     args = p.parse_args(argv)
     for o in args.observables:
         if o not in S.OBSERVABLES:

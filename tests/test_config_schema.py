@@ -260,3 +260,12 @@ def test_python_tag_in_config_yaml_gets_a_correct_message(tmp_path):
     _assert_one_line_error(proc, f"config.yaml, line {line}, column 8", "python/object/apply:os.getcwd",
                            "Python tags are not allowed")
     assert "tab indentation" not in proc.stdout
+
+
+def test_schema_seed_limit_is_the_point_spec_limit():
+    """One seed limit: the schema's maximum is what point specs accept (theory.inputs.SEED_LIMIT - 1),
+    so a seed the config admits never fails later at job time."""
+    from theory.inputs import SEED_LIMIT
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["$defs"]["seed"]["maximum"] == SEED_LIMIT - 1
