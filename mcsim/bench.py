@@ -42,9 +42,8 @@ import tracemalloc
 
 import numpy as np
 
-from theory.spec import DEFAULT_OBSERVABLES
-
 from theory.prior import Prior
+from theory.spec import DEFAULT_OBSERVABLES
 
 from . import sampler as S
 from ._rng import realization_generator, stream_key
