@@ -175,6 +175,34 @@ def _verdict(res: ClaimResult, ok: bool, reason_if_failed: str) -> ClaimResult:
     return res
 
 
+def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z") -> ClaimResult:
+    """Agreement claim over rows: fails when the worst ``|dev| / se`` reaches the two-sided,
+    Bonferroni-corrected critical t (:func:`t_crit_two_sided` over ``len(dev)`` rows, ``dof``).
+
+    Parameters
+    ----------
+    claim_id : str
+    dev, se : ndarray of float, shape (m,)
+        Deviation from the claimed value and its standard error, per row.
+    dof : int
+        Degrees of freedom of the SEs.
+    where : callable
+        ``where(i) -> str`` describing row ``i`` in the failure reason.
+    label : str
+        Name of the statistic in the reason (``"z"`` or ``"t"``).
+
+    Returns
+    -------
+    ClaimResult
+        Value and SE of the worst row.
+    """
+    stat = np.abs(dev) / se
+    crit = t_crit_two_sided(len(dev), dof)
+    i = int(np.argmax(stat))
+    res = ClaimResult(claim_id, value=float(dev[i]), se=float(se[i]))
+    return _verdict(res, stat[i] < crit, f"|{label}| = {_fmt(stat[i])} >= {_fmt(crit)} at {where(i)}")
+
+
 # --------------------------------------------------------------------------- claims 1-3 (kernel tables)
 
 
@@ -207,15 +235,13 @@ def claim_equal_time_mc(rows) -> ClaimResult:
         return _missing("1b", "kernel table with matching DNN and RNN diagonal rows")
     diff = np.array([_f(r, "mc_mean") - _f(d, "mc_mean") for d, r in pairs])
     se = np.array([math.hypot(_f(d, "mc_sem"), _f(r, "mc_sem")) for d, r in pairs])
-    z = np.abs(diff) / se
     dof = min(int(r["realizations"]) for pair in pairs for r in pair) - 1
-    crit = t_crit_two_sided(len(pairs), dof)
-    i = int(np.argmax(z))
-    d = pairs[i][0]
-    res = ClaimResult("1b", value=float(diff[i]), se=float(se[i]))
-    return _verdict(res, z[i] < crit,
-                    f"|z| = {_fmt(z[i])} >= {_fmt(crit)} at {d['activation']}, {d['bias']} bias, n = {d['width']}, "
-                    f"a = {d['a']} ({len(pairs)} rows)")
+
+    def where(i):
+        d = pairs[i][0]
+        return f"{d['activation']}, {d['bias']} bias, n = {d['width']}, a = {d['a']} ({len(pairs)} rows)"
+
+    return _agreement("1b", diff, se, dof, where)
 
 
 def _cross_rows(rows, arch, **cond):
@@ -236,14 +262,9 @@ def claim_dnn_cross_layer(rows) -> ClaimResult:
                            f"is not the expected value ({r['bias']} bias)")
     dev = np.array([_f(r, "mc_mean") for r in cross]) - expected
     se = np.array([_f(r, "mc_sem") for r in cross])
-    z = np.abs(dev) / se
     dof = min(int(r["realizations"]) for r in cross) - 1
-    crit = t_crit_two_sided(len(cross), dof)
-    i = int(np.argmax(z))
-    r = cross[i]
-    res = ClaimResult("2", value=float(dev[i]), se=float(se[i]))
-    return _verdict(res, z[i] < crit, f"|z| = {_fmt(z[i])} >= {_fmt(crit)} at {r['activation']}, {r['bias']} bias, "
-                    f"a = {r['a']}, b = {r['b']} ({len(cross)} rows)")
+    return _agreement("2", dev, se, dof, lambda i: f"{cross[i]['activation']}, {cross[i]['bias']} bias, "
+                      f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)")
 
 
 def claim_rnn_cross_relu(rows) -> ClaimResult:
@@ -267,14 +288,8 @@ def claim_rnn_cross_erf(rows) -> ClaimResult:
         return _missing("3b", "kernel table with RNN erf uncorrelated-bias cross rows")
     mc = np.array([_f(r, "mc_mean") for r in cross])
     se = np.array([_f(r, "mc_sem") for r in cross])
-    z = np.abs(mc) / se
     dof = min(int(r["realizations"]) for r in cross) - 1
-    crit = t_crit_two_sided(len(cross), dof)
-    i = int(np.argmax(z))
-    r = cross[i]
-    res = ClaimResult("3b", value=float(mc[i]), se=float(se[i]))
-    return _verdict(res, z[i] < crit, f"|z| = {_fmt(z[i])} >= {_fmt(crit)} at a = {r['a']}, b = {r['b']} "
-                    f"({len(cross)} rows)")
+    return _agreement("3b", mc, se, dof, lambda i: f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)")
 
 
 # --------------------------------------------------------------------------- claim 4 (MMD summary tables)
@@ -500,14 +515,14 @@ def claim_input_propagation(rows) -> ClaimResult:
         return ClaimResult("7", status="fail", reason="needs >= 3 input sets for a jackknife SE")
     diff = np.array([_f(r, "mc_std_corrected") - _f(r, "linear_response") for r in rows])
     se = np.array([_f(r, "mc_std_se") for r in rows])
-    t = np.abs(diff) / se
     dof = min(int(r["input_sets"]) for r in rows) - 1
-    crit = t_crit_two_sided(len(rows), dof)
-    i = int(np.argmax(t))
-    r = rows[i]
-    res = ClaimResult("7", value=float(diff[i]), se=float(se[i]))
-    return _verdict(res, t[i] < crit, f"|t| = {_fmt(t[i])} >= {_fmt(crit)} at {r['arch'].upper()}, a = {r['a']} "
-                    f"(linear response {_fmt(_f(r, 'linear_response'))}, MC {_fmt(_f(r, 'mc_std_corrected'))})")
+
+    def where(i):
+        r = rows[i]
+        return (f"{r['arch'].upper()}, a = {r['a']} (linear response {_fmt(_f(r, 'linear_response'))}, "
+                f"MC {_fmt(_f(r, 'mc_std_corrected'))})")
+
+    return _agreement("7", diff, se, dof, where, label="t")
 
 
 # --------------------------------------------------------------------------- claim 8 (instability)
