@@ -4,7 +4,8 @@
 what every rank calls for each work unit ``(point, start, stop, observables,
 cost)`` the scheduler (:mod:`mcsim.scheduler`) gives it, with one
 :class:`BlockWorker` per point.  Each shard records the rank that wrote it
-(``mpi_rank``) and the wall seconds its sampling took (``sample_seconds``),
+(``mpi_rank``), when its sampling started (``sample_started_unix``, seconds
+since the epoch) and the wall seconds it took (``sample_seconds``),
 which the final file collects (:func:`mcsim.finalise.read_block_timings`).  Test faults are injected through the
 :class:`mcsim.fault_hooks.FaultHooks` object it is given, never through the
 environment.
@@ -71,11 +72,13 @@ class BlockWorker:
         if failure is not None:
             raise failure
         start, stop, obs = block
+        started = time.time()
         t0 = time.perf_counter()
         arrays = sampler.draw(self.prepared(obs), start, stop - start)
         seconds = time.perf_counter() - t0
         write_block(self.pdir, self.spec.point_key(), start, stop, arrays, obs,
-                    extra_attrs={"mpi_rank": self.rank, "sample_seconds": float(seconds)})
+                    extra_attrs={"mpi_rank": self.rank, "sample_seconds": float(seconds),
+                                 "sample_started_unix": float(started)})
         if self.delay > 0:
             time.sleep(self.delay)
         return stop - start
