@@ -362,28 +362,34 @@ class _Campaign:
                 disp.point_finished()
 
     def between_units(self, disp) -> None:
-        """Finalise the points with nothing to sample, then those whose last unit was written."""
+        """Finalise the points with nothing to sample and those whose last unit was written; report failed points."""
         while self.to_finalise:
             self.finalise(self.to_finalise.pop(0), disp, 0)
         while True:
             pt = disp.pop_ready()
             if pt is None:
-                return
+                break
             self.finalise(self.sampled[pt], disp, disp.blocks_done_point[pt])
+        while True:
+            pt = disp.pop_failed()
+            if pt is None:
+                break
+            self.sampling_failed(disp, pt)
 
-    def sampling_failed(self, disp) -> None:
-        for pt, by_rank in sorted(disp.failures.items()):
-            g = self.sampled[pt]
-            failed = ", ".join(f"rank {r} ({msg})" for r, msg in sorted(by_rank.items()))
-            kept = disp.blocks_done_point[pt]
-            if self.single:
-                msg = (f"sampling: failed on {failed}; no final file written. {kept} block(s) finished in this run "
-                       f"are kept in the store {g.pdir}; rerun the same command to resume")
-            else:
-                msg = (f"sampling failed on {failed}; no final file written; {kept} block(s) of this point finished "
-                       f"in this run are kept in the store {g.pdir}; rerun the campaign to resume")
-            self.point_failed(g, msg, "sampling")
-            disp.point_finished()
+    def sampling_failed(self, disp, pt: int) -> None:
+        """Report point ``pt`` failed while sampling (none of its units is left running or queued)."""
+        by_rank = disp.failures[pt]
+        g = self.sampled[pt]
+        failed = ", ".join(f"rank {r} ({msg})" for r, msg in sorted(by_rank.items()))
+        kept = disp.blocks_done_point[pt]
+        if self.single:
+            msg = (f"sampling: failed on {failed}; no final file written. {kept} block(s) finished in this run "
+                   f"are kept in the store {g.pdir}; rerun the same command to resume")
+        else:
+            msg = (f"sampling failed on {failed}; no final file written; {kept} block(s) of this point finished "
+                   f"in this run are kept in the store {g.pdir}; rerun the campaign to resume")
+        self.point_failed(g, msg, "sampling")
+        disp.point_finished()
 
     def exit_code(self) -> int:
         kinds = {g.failure_kind for g in self.groups if g.failure is not None}
@@ -407,6 +413,46 @@ class _Campaign:
             _log(text)
         else:
             self.info(text[len("mcsim campaign: "):])
+
+
+def measured_unit_costs(paths) -> tuple:
+    """Measured and predicted seconds of every block of some final point files, for scheduling replays.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Final point files written by a campaign or run (their ``block_timings``).
+
+    Returns
+    -------
+    measured, predicted : list of float
+        Per block (file order, then realization order): the recorded sampling
+        seconds and the cost model's prediction (:mod:`mcsim.cost`).  Feed
+        them to ``mcsim.scheduler.simulate_schedule(measured, ranks,
+        priority=predicted)`` to predict the makespan on ``ranks`` ranks.
+
+    Raises
+    ------
+    mcsim.store.StoreError
+        If a file is not a final point file or a block has no recorded time.
+    """
+    import theory
+
+    from .cost import seconds_per_realization
+    from .finalise import _open_point_file
+
+    measured, predicted = [], []
+    for path in paths:
+        f, attrs = _open_point_file(Path(path))
+        f.close()
+        per = seconds_per_realization(theory.parse_point_spec(json.loads(attrs["spec_json"])))
+        for t in _store.read_block_timings(path):
+            if t["seconds"] is None:
+                raise _store.StoreError(f"{path}: block [{t['start']}, {t['stop']}) has no recorded sampling time "
+                                        "(written before timings were recorded)")
+            measured.append(t["seconds"])
+            predicted.append(per * (t["stop"] - t["start"]))
+    return measured, predicted
 
 
 def _quarantine(pdir, path: Path) -> Path:
@@ -563,7 +609,7 @@ def _sample_on_root(comm, camp: _Campaign, units, worker, progress, progress_int
                             g.lead.spec.realizations * len(g.members) for g in camp.groups if g.failure is not None),
                         total_cost=sum(u[4] for u in units))
     names = {i: g.name for i, g in enumerate(camp.sampled)}
-    disp = sample_on_root(comm, units, worker, prog, between_units=camp.between_units, point_names=names)
-    camp.sampling_failed(disp)
+    disp = sample_on_root(comm, units, worker, prog, between_units=camp.between_units, point_names=names,
+                          log_stats=not camp.quiet)
     camp.summary(disp)
     return camp.exit_code()

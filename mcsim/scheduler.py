@@ -176,6 +176,8 @@ class Dispatcher:
         Point -> units not yet finished (failed ones count as finished).
     ready : collections.deque of int
         Points whose last unit was written and that did not fail: to be finalised by rank 0.
+    failed : collections.deque of int
+        Failed points none of whose units is still running or queued: to be reported by rank 0.
     blocks_done_point : dict of int to int
         Point -> units written in this run.
     """
@@ -204,6 +206,7 @@ class Dispatcher:
             self.remaining[u[0]] = self.remaining.get(u[0], 0) + 1
             self.blocks_done_point.setdefault(u[0], 0)
         self.ready = deque()
+        self.failed = deque()
         self.single_point = len(self.remaining) <= 1
         self.label = "mcsim run" if self.single_point else "mcsim campaign"
         self.point_names = {}
@@ -225,8 +228,8 @@ class Dispatcher:
 
     def _finish(self, pt: int) -> None:  # under self.lock
         self.remaining[pt] -= 1
-        if self.remaining[pt] == 0 and pt not in self.failures:
-            self.ready.append(pt)
+        if self.remaining[pt] == 0:
+            (self.failed if pt in self.failures else self.ready).append(pt)
 
     def next_block(self, rank: int = 0):
         """Pop the next queued unit for ``rank``, skipping units of failed points (None when none is left)."""
@@ -265,6 +268,11 @@ class Dispatcher:
         """Next point whose last unit was written (None if there is none)."""
         with self.lock:
             return self.ready.popleft() if self.ready else None
+
+    def pop_failed(self):
+        """Next failed point with no unit left running or queued (None if there is none)."""
+        with self.lock:
+            return self.failed.popleft() if self.failed else None
 
     def serve_pending(self) -> int:
         """Answer every request that has arrived; return how many were answered.
@@ -308,7 +316,7 @@ class Dispatcher:
 
 
 def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[Callable] = None,
-                   point_names: Optional[dict] = None) -> Dispatcher:
+                   point_names: Optional[dict] = None, log_stats: bool = True) -> Dispatcher:
     """Rank 0's part of a run: serve the other ranks, sample units itself, finalise finished points.
 
     Starts the dispatcher thread, samples rank 0's first-round unit and then
@@ -331,6 +339,8 @@ def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[C
         ``between_units(disp)``, called on rank 0's main thread.
     point_names : dict of int to str, optional
         Names of the points, for messages.
+    log_stats : bool
+        Print the per-rank statistics line (blocks, seconds sampling and waiting) at the end.
 
     Returns
     -------
@@ -375,7 +385,7 @@ def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[C
         between_units(disp)
     disp.update_progress()
     prog.close(disp.blocks_done, disp.realizations_done, points=disp.points_done, cost=disp.cost_done)
-    if size > 1 and todo:
+    if size > 1 and todo and log_stats:
         _log(f"{disp.label}: blocks per rank {disp.blocks_per_rank}; seconds sampling per rank "
              f"{_fmt_list(disp.busy_seconds)}; seconds ranks 1.. waited for assignments "
              f"(incl. the final stop message) {_fmt_list(disp.wait_seconds[1:])}")

@@ -25,6 +25,7 @@ import pytest
 import mcsim
 import theory
 from mcsim import cli, progress, store
+from mcsim.campaign import measured_unit_costs
 from mcsim.cost import seconds_per_realization
 from mcsim.scheduler import order_units, simulate_schedule
 
@@ -273,6 +274,9 @@ def test_real_run_samples_units_in_the_simulated_order(tmp_path, capsys):
     sim = simulate_schedule(measured, 1, priority=predicted)
     assert [a[0] for a in sim.assignment] == real
     assert sim.makespan == pytest.approx(sum(measured))
+    # the same costs, read back from the final files (what a scaling prediction replays)
+    m, p = measured_unit_costs([tmp_path / "out" / f"{n}.h5" for n in POINTS])
+    assert m == pytest.approx(measured) and p == pytest.approx(predicted)
 
 
 def test_failing_point_exits_1_and_the_others_are_finalised(tmp_path, capsys, refs):
