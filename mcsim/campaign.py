@@ -33,10 +33,13 @@ observables, cost)``, with ``cost`` from the cost model
 (:func:`mcsim.scheduler.order_units`) and broadcast.  Every rank warms up
 (compiles) the kernels of the campaign while rank 0 plans, all meet at a
 barrier, then :mod:`mcsim.scheduler` hands the units out (static first
-round, then request/grant).  A point is finalised by rank 0 as soon as its
-last unit is written (rank 0 does this between its own units; the other
-ranks keep sampling), so a killed campaign keeps the final files of the
-points it finished, and a rerun resumes the others from their shards.
+round, then request/grant).  As soon as the last block of a point is
+written, a finalisation unit for it goes to the front of the queue: the
+rank that wrote that block (it asks next) writes the point's final file,
+while the other ranks keep sampling.  So a killed campaign keeps the final
+files of the points it finished, and a rerun resumes the others from their
+shards.  Rank 0 holds every point's lock from planning until the point is
+finalised or failed, and reports each point on stderr.
 
 Failures
 --------
@@ -248,8 +251,7 @@ class _Campaign:
         self.quiet = quiet
         self.skip_finished = skip_finished
         self.label = "mcsim run" if single else "mcsim campaign"
-        self.sampled: List[_Group] = []  # groups with units, indexed by the units' point index
-        self.to_finalise: List[_Group] = []  # groups with nothing to sample but a final file to write
+        self.active: List[_Group] = []  # groups to sample and/or finalise, indexed by the units' point index
         self.t_start = time.monotonic()
 
     def info(self, msg: str) -> None:
@@ -282,11 +284,8 @@ class _Campaign:
                 _log_failure(0, traceback.format_exc())
                 self.point_failed(g, "planning failed (traceback above)", "bug")
                 continue
-            if not g.todo:
-                self.to_finalise.append(g)
-                continue
-            pt = len(self.sampled)
-            self.sampled.append(g)
+            pt = len(self.active)
+            self.active.append(g)
             per_real = seconds_per_realization(spec)
             for a, b, obs in g.todo:
                 units.append((pt, a, b, tuple(obs), per_real * (b - a)))
@@ -334,42 +333,34 @@ class _Campaign:
             g.lock.release()
             g.lock = None
 
-    def finalise(self, g: _Group, disp, sampled_blocks: int) -> None:
-        """Write every final file of ``g`` (rank 0); record a failure instead of raising."""
-        import numpy as np
-
-        try:
-            for m in g.members:
-                t_fin = time.monotonic()
-                _store.finalise(g.lead.spec, g.pdir, m.out, extra_attrs={"mpi_ranks": np.int64(self.comm.Get_size())})
-                if self.single:
-                    self.info(f"wrote {m.out} ({g.lead.spec.realizations} realizations; sampled {sampled_blocks} "
-                              f"block(s); total {time.monotonic() - self.t_start:.1f} s, finalize "
-                              f"{time.monotonic() - t_fin:.1f} s)")
-                else:
-                    self.info(f"{m.name}: wrote {m.out} ({g.lead.spec.realizations} realizations; sampled "
-                              f"{sampled_blocks} block(s) in this run; finalize {time.monotonic() - t_fin:.1f} s)")
+    def finalised(self, disp, pt: int, rank: int, outcome) -> None:
+        """Report the finalisation of point ``pt`` by ``rank`` (outcome of :meth:`mcsim.worker.UnitWorker.finalise`,
+        or the failure summary if it raised) and release the point's lock."""
+        g = self.active[pt]
+        sampled = disp.blocks_done_point[pt]
+        if isinstance(outcome, str):  # raised: that rank printed the traceback
+            self.point_failed(g, f"finalizing failed on rank {rank} ({outcome})", "bug")
+        elif outcome[0] is not None:
+            self.point_failed(g, outcome[0], "store")
+        else:
             g.written = True
-        except _store.StoreError as exc:
-            self.point_failed(g, str(exc), "store")
-        except Exception:
-            _log(f"mcsim: rank 0 failed while finalizing{'' if self.single else ' ' + g.name}:\n"
-                 f"{traceback.format_exc().rstrip()}")
-            self.point_failed(g, "finalizing failed (traceback above)", "bug")
-        finally:
+            for m in g.members:
+                if self.single:
+                    self.info(f"wrote {m.out} ({g.lead.spec.realizations} realizations; sampled {sampled} "
+                              f"block(s); total {time.monotonic() - self.t_start:.1f} s, finalize {outcome[1]:.1f} s)")
+                else:
+                    self.info(f"{m.name}: wrote {m.out} ({g.lead.spec.realizations} realizations; sampled {sampled} "
+                              f"block(s) in this run; finalize {outcome[1]:.1f} s on rank {rank})")
             self.release(g)
-            if disp is not None:
-                disp.point_finished()
+        disp.point_finished()
 
     def between_units(self, disp) -> None:
-        """Finalise the points with nothing to sample and those whose last unit was written; report failed points."""
-        while self.to_finalise:
-            self.finalise(self.to_finalise.pop(0), disp, 0)
+        """Report finalised points (releasing their locks) and failed points (rank 0's main thread)."""
         while True:
-            pt = disp.pop_ready()
-            if pt is None:
+            item = disp.pop_finalised()
+            if item is None:
                 break
-            self.finalise(self.sampled[pt], disp, disp.blocks_done_point[pt])
+            self.finalised(disp, *item)
         while True:
             pt = disp.pop_failed()
             if pt is None:
@@ -379,7 +370,7 @@ class _Campaign:
     def sampling_failed(self, disp, pt: int) -> None:
         """Report point ``pt`` failed while sampling (none of its units is left running or queued)."""
         by_rank = disp.failures[pt]
-        g = self.sampled[pt]
+        g = self.active[pt]
         failed = ", ".join(f"rank {r} ({msg})" for r, msg in sorted(by_rank.items()))
         kept = disp.blocks_done_point[pt]
         if self.single:
@@ -538,7 +529,8 @@ def _run(comm, loader, store_root, single, progress, progress_interval, quiet, h
                 raise UserError(f"store: {root} exists and is not a directory")
             camp = _Campaign(comm, _group_points(points), store_root, single, quiet, skip_finished=not single)
             units = camp.plan(size, ranks_per_node)
-            payload = ("ok", [(g.name, g.lead.spec.raw, str(g.pdir)) for g in camp.sampled], units)
+            payload = ("ok", [(g.name, g.lead.spec.raw, str(g.pdir), [str(m.out) for m in g.members])
+                              for g in camp.active], units)
         except UserError as exc:
             payload = ("user", str(exc))
         except _store.StoreError as exc:
@@ -561,18 +553,18 @@ def _run(comm, loader, store_root, single, progress, progress_interval, quiet, h
                     camp.release(g)
         return EXIT_USAGE if payload[0] == "user" else EXIT_FAILURE
 
-    _, sampled, units = payload
+    _, active, units = payload
     known = {json.dumps(p.spec.raw, sort_keys=True): p.spec for p in (pre or [])}  # validated once here
     specs = []
-    for name, raw, pdir in sampled:
+    for name, raw, pdir, outs in active:
         if rank == 0:
-            spec = camp.sampled[len(specs)].lead.spec
+            spec = camp.active[len(specs)].lead.spec
         else:
             spec = known.get(json.dumps(raw, sort_keys=True)) or theory.parse_point_spec(raw)
             if spec.point_key() != Path(pdir).name:
                 raise RuntimeError(f"rank {rank}: spec round trip changed the point key of {name} "
                                    f"({spec.point_key()[:12]} != {Path(pdir).name[:12]})")
-        specs.append((name, spec, Path(pdir)))
+        specs.append((name, spec, Path(pdir), [Path(o) for o in outs]))
     try:
         if hooks.fails(rank, "setup"):
             raise hooks.failure(rank)
@@ -580,7 +572,7 @@ def _run(comm, loader, store_root, single, progress, progress_interval, quiet, h
             for u in units:
                 _warm_up(specs[u[0]][1], u[3], warmed)
             _barrier(comm)  # every rank is compiled and ready: start the first round together
-        worker = UnitWorker(specs, rank, hooks)
+        worker = UnitWorker(specs, rank, hooks, ranks=size)
         status = np.zeros(1, dtype=np.int64)
         if rank == 0:
             status[0] = _sample_on_root(comm, camp, units, worker, progress, progress_interval)
@@ -608,8 +600,8 @@ def _sample_on_root(comm, camp: _Campaign, units, worker, progress, progress_int
                         points_base=base_points, realizations_base=total - sampling - sum(
                             g.lead.spec.realizations * len(g.members) for g in camp.groups if g.failure is not None),
                         total_cost=sum(u[4] for u in units))
-    names = {i: g.name for i, g in enumerate(camp.sampled)}
+    names = {i: g.name for i, g in enumerate(camp.active)}
     disp = sample_on_root(comm, units, worker, prog, between_units=camp.between_units, point_names=names,
-                          log_stats=not camp.quiet)
+                          log_stats=not camp.quiet, n_points=len(camp.active))
     camp.summary(disp)
     return camp.exit_code()

@@ -149,40 +149,57 @@ def simulate_schedule(unit_costs: Sequence[float], ranks: int, priority: Optiona
     return Schedule(makespan, assignment, busy)
 
 
+FINALISE = "finalise"  # second field of a finalisation unit ``(point, FINALISE)``
+
+
+def is_finalise_unit(unit) -> bool:
+    """Whether ``unit`` is a finalisation unit ``(point, FINALISE)`` (else a sampling unit)."""
+    return len(unit) == 2 and unit[1] == FINALISE
+
+
 class Dispatcher:
     """Dynamic work-unit queue on rank 0, shared by its main thread and the remote ranks.
 
     The first ``min(ranks, len(units))`` units are the static first round
-    (see :func:`first_round_block`) and are not queued.
+    (see :func:`first_round_block`) and are not queued.  When the last
+    sampling unit of a point is reported (or at the start, for a point with
+    nothing to sample), a *finalisation unit* ``(point, FINALISE)`` goes to
+    the front of the queue: the next rank that asks, normally the one that
+    wrote that last block, writes the point's final file(s), so rank 0 does
+    not do every point's finalisation.
 
     Parameters
     ----------
     units : list of tuple
-        Work units ``(point, start, stop, observables, cost)``, ordered by :func:`order_units`.
+        Sampling units ``(point, start, stop, observables, cost)``, ordered by :func:`order_units`.
     comm : mpi4py communicator
     progress : Progress
+    n_points : int, optional
+        Number of points (default: those with units); points without units are finalised only.
 
     Attributes
     ----------
     blocks_per_rank : list of int, length comm size
-        Units given to each rank (first round included).
+        Sampling units given to each rank (first round included).
     busy_seconds, wait_seconds : list of float, length comm size
-        Seconds each rank spent sampling / waiting for grants (remote ranks
+        Seconds each rank spent on units / waiting for grants (remote ranks
         report theirs with their last request; entry 0 of ``wait_seconds`` is 0).
     failures : dict of int to dict of int to str
         Point -> (rank -> one-line summary of the exception raised while sampling a unit of that point).
         No more units of a failed point are handed out.
     remaining : dict of int to int
-        Point -> units not yet finished (failed ones count as finished).
-    ready : collections.deque of int
-        Points whose last unit was written and that did not fail: to be finalised by rank 0.
+        Point -> sampling units not yet finished (dropped ones count as finished).
     failed : collections.deque of int
         Failed points none of whose units is still running or queued: to be reported by rank 0.
+    finalised : collections.deque of (int, int, object)
+        ``(point, rank, outcome)`` of each finalisation unit done (the worker's
+        return value, or the failure summary string if it raised): to be
+        reported by rank 0.
     blocks_done_point : dict of int to int
-        Point -> units written in this run.
+        Point -> sampling units written in this run.
     """
 
-    def __init__(self, blocks, comm, progress: Progress):
+    def __init__(self, blocks, comm, progress: Progress, n_points: Optional[int] = None):
         size = comm.Get_size()
         n_first = min(size, len(blocks))
         self.queue = deque(tuple(b) for b in blocks[n_first:])
@@ -200,19 +217,22 @@ class Dispatcher:
         self.wait_seconds = [0.0] * size
         self.busy_seconds = [0.0] * size
         self.failures = {}
-        self.remaining = {}
-        self.blocks_done_point = {}
+        n = n_points if n_points is not None else len({u[0] for u in blocks})
+        self.remaining = {pt: 0 for pt in range(n)}
+        self.blocks_done_point = {pt: 0 for pt in range(n)}
         for u in blocks:
-            self.remaining[u[0]] = self.remaining.get(u[0], 0) + 1
-            self.blocks_done_point.setdefault(u[0], 0)
-        self.ready = deque()
+            self.remaining[u[0]] += 1
+        for pt in range(n - 1, -1, -1):
+            if self.remaining[pt] == 0:
+                self.queue.appendleft((pt, FINALISE))
         self.failed = deque()
-        self.single_point = len(self.remaining) <= 1
+        self.finalised = deque()
+        self.single_point = n <= 1
         self.label = "mcsim run" if self.single_point else "mcsim campaign"
         self.point_names = {}
 
     def fail(self, rank: int, summary: str, unit) -> None:
-        """Record that ``rank`` failed on ``unit``: drop the queued units of its point and say so once on stderr."""
+        """Record that ``rank`` failed on sampling ``unit``: drop the queued units of its point, say so once."""
         pt = unit[0]
         with self.lock:
             first = pt not in self.failures
@@ -229,7 +249,10 @@ class Dispatcher:
     def _finish(self, pt: int) -> None:  # under self.lock
         self.remaining[pt] -= 1
         if self.remaining[pt] == 0:
-            (self.failed if pt in self.failures else self.ready).append(pt)
+            if pt in self.failures:
+                self.failed.append(pt)
+            else:
+                self.queue.appendleft((pt, FINALISE))  # next rank that asks writes the final file
 
     def next_block(self, rank: int = 0):
         """Pop the next queued unit for ``rank``, skipping units of failed points (None when none is left)."""
@@ -239,12 +262,23 @@ class Dispatcher:
                 if u[0] in self.failures:
                     self._finish(u[0])  # dropped: counts as done for the point's bookkeeping
                     continue
-                self.blocks_per_rank[rank] += 1
+                if not is_finalise_unit(u):
+                    self.blocks_per_rank[rank] += 1
                 return u
             return None
 
+    def done(self, rank: int, unit, outcome) -> None:
+        """Record that ``rank`` finished ``unit`` with ``outcome`` (sampling: failure summary or None)."""
+        if is_finalise_unit(unit):
+            with self.lock:
+                self.finalised.append((unit[0], rank, outcome))
+        elif outcome is not None:
+            self.fail(rank, outcome, unit)
+        else:
+            self.report(unit)
+
     def report(self, unit) -> None:
-        """Count one finished ``unit`` and update the progress display."""
+        """Count one finished sampling ``unit`` and update the progress display."""
         with self.lock:
             self.blocks_done += 1
             self.realizations_done += unit[2] - unit[1]
@@ -264,15 +298,15 @@ class Dispatcher:
             self.points_done += 1
         self.update_progress()
 
-    def pop_ready(self):
-        """Next point whose last unit was written (None if there is none)."""
-        with self.lock:
-            return self.ready.popleft() if self.ready else None
-
     def pop_failed(self):
         """Next failed point with no unit left running or queued (None if there is none)."""
         with self.lock:
             return self.failed.popleft() if self.failed else None
+
+    def pop_finalised(self):
+        """Next ``(point, rank, outcome)`` of a finished finalisation unit (None if there is none)."""
+        with self.lock:
+            return self.finalised.popleft() if self.finalised else None
 
     def serve_pending(self) -> int:
         """Answer every request that has arrived; return how many were answered.
@@ -288,12 +322,9 @@ class Dispatcher:
             while self.active_workers > 0 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST,
                                                                status=status):
                 src = status.Get_source()
-                unit, waited, busy, failure = self.comm.recv(source=src, tag=TAG_REQUEST)
+                unit, waited, busy, outcome = self.comm.recv(source=src, tag=TAG_REQUEST)
                 if unit is not None:
-                    if failure is not None:
-                        self.fail(src, failure, unit)
-                    else:
-                        self.report(unit)
+                    self.done(src, unit, outcome)
                 blk = self.next_block(src)
                 self.comm.send(blk, dest=src, tag=TAG_ASSIGN)
                 if blk is None:
@@ -315,32 +346,46 @@ class Dispatcher:
             _fail(self.comm, 0, traceback.format_exc())
 
 
+def _do_unit(worker, unit, rank: int):
+    """Run ``worker(unit)``; return its outcome for rank 0 (see :meth:`Dispatcher.done`)."""
+    try:
+        out = worker(unit)
+    except Exception:
+        return _sampling_failure(rank)
+    return out if is_finalise_unit(unit) else None
+
+
 def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[Callable] = None,
-                   point_names: Optional[dict] = None, log_stats: bool = True) -> Dispatcher:
-    """Rank 0's part of a run: serve the other ranks, sample units itself, finalise finished points.
+                   point_names: Optional[dict] = None, log_stats: bool = True,
+                   n_points: Optional[int] = None) -> Dispatcher:
+    """Rank 0's part of a run: serve the other ranks and do units itself.
 
     Starts the dispatcher thread, samples rank 0's first-round unit and then
     queued units (serving waiting ranks first) until the queue is empty,
-    calling ``between_units(disp)`` after each unit and, once rank 0 is done
-    sampling, repeatedly while the other ranks finish theirs (this is where
-    the campaign finalises the points whose last unit was written); waits
-    for every other rank's stop signal and closes the progress display.
-    Exceptions other than sampling failures propagate.
+    calling ``between_units(disp)`` after each unit and, once rank 0 is done,
+    repeatedly while the other ranks finish theirs (this is where the
+    campaign reports finalised and failed points); waits for every other
+    rank's stop signal and closes the progress display.  Exceptions other
+    than those raised by ``worker`` propagate.
 
     Parameters
     ----------
     comm : mpi4py communicator
     todo : list of tuple
-        The ordered work units (same list on every rank).
+        The ordered sampling units (same list on every rank).
     worker : callable
-        ``worker(unit) -> realizations sampled`` (:class:`mcsim.worker.UnitWorker`).
+        ``worker(unit)`` (:class:`mcsim.worker.UnitWorker`): samples a
+        sampling unit, or finalises the point of a finalisation unit and
+        returns its outcome.
     prog : Progress
     between_units : callable, optional
         ``between_units(disp)``, called on rank 0's main thread.
     point_names : dict of int to str, optional
         Names of the points, for messages.
     log_stats : bool
-        Print the per-rank statistics line (blocks, seconds sampling and waiting) at the end.
+        Print the per-rank statistics line (blocks, seconds busy and waiting) at the end.
+    n_points : int, optional
+        Number of points (see :class:`Dispatcher`).
 
     Returns
     -------
@@ -350,26 +395,21 @@ def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[C
     from mpi4py import MPI
 
     size = comm.Get_size()
-    disp = Dispatcher(todo, comm, prog)
+    disp = Dispatcher(todo, comm, prog, n_points)
     disp.point_names = dict(point_names or {})
     # rank 0's main thread may call MPI too (serialised by disp.mpi_lock) if the MPI library allows it
     main_serves = size > 1 and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
     thread = threading.Thread(target=disp.serve, name="mcsim-dispatcher", daemon=True)
     thread.start()
     try:
-        if between_units is not None:
-            between_units(disp)  # points with nothing to sample
         blk = first_round_block(todo, 0)
+        if blk is None:
+            blk = disp.next_block(0)
         while blk is not None:
             t0 = time.monotonic()
-            try:
-                worker(blk)
-            except Exception:
-                disp.busy_seconds[0] += time.monotonic() - t0
-                disp.fail(0, _sampling_failure(0), blk)
-            else:
-                disp.busy_seconds[0] += time.monotonic() - t0
-                disp.report(blk)
+            outcome = _do_unit(worker, blk, 0)
+            disp.busy_seconds[0] += time.monotonic() - t0
+            disp.done(0, blk, outcome)
             if main_serves:
                 disp.serve_pending()  # waiting ranks first
             if between_units is not None:
@@ -386,34 +426,30 @@ def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[C
     disp.update_progress()
     prog.close(disp.blocks_done, disp.realizations_done, points=disp.points_done, cost=disp.cost_done)
     if size > 1 and todo and log_stats:
-        _log(f"{disp.label}: blocks per rank {disp.blocks_per_rank}; seconds sampling per rank "
+        _log(f"{disp.label}: blocks per rank {disp.blocks_per_rank}; seconds busy per rank "
              f"{_fmt_list(disp.busy_seconds)}; seconds ranks 1.. waited for assignments "
              f"(incl. the final stop message) {_fmt_list(disp.wait_seconds[1:])}")
     return disp
 
 
 def sample_on_worker(comm, todo, worker) -> None:
-    """A non-root rank's part of a run: sample its first-round unit, then ask rank 0 for more.
+    """A non-root rank's part of a run: do its first-round unit, then ask rank 0 for more.
 
     Each request carries the unit just finished (None at first if there was
-    none), the seconds waited and sampled so far and the failure summary (or
-    None) of that unit; rank 0 answers with the next unit, or None to stop.
+    none), the seconds waited and busy so far and the unit's outcome
+    (:func:`_do_unit`); rank 0 answers with the next unit, or None to stop.
     """
     rank = comm.Get_rank()
-    done, waited, busy, failure = None, 0.0, 0.0, None
+    done, waited, busy, outcome = None, 0.0, 0.0, None
     blk = first_round_block(todo, rank)
     while True:
         if blk is not None:
             t0 = time.monotonic()
-            failure = None
-            try:
-                worker(blk)
-            except Exception:
-                failure = _sampling_failure(rank)
+            outcome = _do_unit(worker, blk, rank)
             done = blk
             busy += time.monotonic() - t0
         t0 = time.monotonic()
-        comm.send((done, waited, busy, failure), dest=0, tag=TAG_REQUEST)
+        comm.send((done, waited, busy, outcome), dest=0, tag=TAG_REQUEST)
         blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
         waited += time.monotonic() - t0
         if blk is None:

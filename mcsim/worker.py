@@ -85,29 +85,62 @@ class BlockWorker:
 
 
 class UnitWorker:
-    """Samples campaign work units ``(point, start, stop, observables, cost)`` with one :class:`BlockWorker` per point.
+    """Does campaign work units: samples ``(point, start, stop, observables, cost)``, finalises ``(point, FINALISE)``.
+
+    Sampling uses one :class:`BlockWorker` per point; finalising writes every
+    final file of the point (:func:`mcsim.store.finalise`).
 
     Parameters
     ----------
-    points : sequence of (str, theory.PointSpec, path)
-        ``(name, spec, point directory)`` of each point the units refer to.
+    points : sequence of (str, theory.PointSpec, path, list of path)
+        ``(name, spec, point directory, final files)`` of each point the units refer to.
     rank : int
     hooks : FaultHooks, optional
+    ranks : int
+        MPI ranks of the job (recorded as ``mpi_ranks`` in the final files).
     """
 
-    def __init__(self, points, rank: int, hooks: Optional[FaultHooks] = None):
+    def __init__(self, points, rank: int, hooks: Optional[FaultHooks] = None, ranks: int = 1):
         self.hooks = NO_HOOKS if hooks is None else hooks
         self.points = list(points)
         self.rank = rank
+        self.ranks = ranks
         self._workers = {}
         self.blocks_written = 0
 
-    def __call__(self, unit) -> int:
+    def __call__(self, unit):
+        """Sample a unit (returns the realizations sampled) or finalise a point (returns :meth:`finalise`)."""
+        from .scheduler import is_finalise_unit
+
+        if is_finalise_unit(unit):
+            return self.finalise(unit[0])
         pt, start, stop, obs = unit[:4]
         if pt not in self._workers:
-            name, spec, pdir = self.points[pt]
+            name, spec, pdir, _ = self.points[pt]
             self._workers[pt] = BlockWorker(spec, pdir, self.rank, self.hooks, name=name)
         n = self._workers[pt]((start, stop, obs))
         self.blocks_written += 1
         self.hooks.after_block(self.blocks_written)
         return n
+
+    def finalise(self, pt: int):
+        """Write the final file(s) of point ``pt`` from its shards.
+
+        Returns
+        -------
+        (str or None, float)
+            The :class:`mcsim.store.StoreError` message (None on success) and the seconds it took.
+            Other exceptions propagate.
+        """
+        import numpy as np
+
+        from . import store
+
+        _, spec, pdir, outs = self.points[pt]
+        t0 = time.monotonic()
+        try:
+            for out in outs:
+                store.finalise(spec, pdir, out, extra_attrs={"mpi_ranks": np.int64(self.ranks)})
+        except store.StoreError as exc:
+            return str(exc), time.monotonic() - t0
+        return None, time.monotonic() - t0

@@ -237,6 +237,11 @@ def test_campaign_matches_sample_and_run_then_skips_extends_and_adds(tmp_path, c
     code, err = campaign(["--specs", chunk, "--store", st], capsys)
     assert code == 0 and "3 point(s): 0 written, 3 skipped" in err and "sampled 0 block(s)" in err, err
     assert {n: (tmp_path / "out" / f"{n}.h5").stat().st_mtime_ns for n in POINTS} == mtimes
+    # a lost output whose blocks are all stored is rewritten without sampling
+    (tmp_path / "out" / "rnn-relu.h5").unlink()
+    code, err = campaign(["--specs", chunk, "--store", st], capsys)
+    assert code == 0 and "3 point(s): 1 written, 2 skipped" in err and "sampled 0 block(s)" in err, err
+    assert_point_equal(tmp_path / "out" / "rnn-relu.h5", refs["rnn-relu"])
 
     # raising the realizations of one point samples only its new blocks; adding a point samples only it
     grown = copy.deepcopy(POINTS)
