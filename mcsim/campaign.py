@@ -417,10 +417,13 @@ def measured_unit_costs(paths) -> tuple:
     Returns
     -------
     measured, predicted : list of float
-        Per block (file order, then realization order): the recorded sampling
-        seconds and the cost model's prediction (:mod:`mcsim.cost`).  Feed
-        them to ``mcsim.scheduler.simulate_schedule(measured, ranks,
-        priority=predicted)`` to predict the makespan on ``ranks`` ranks.
+        Per block (file order, then realization order): the measured seconds
+        (the whole unit's wall time, sampling plus writing the shard, where
+        the run that wrote the file sampled the block; else the sampling
+        seconds recorded in the shard) and the cost model's prediction
+        (:mod:`mcsim.cost`).  Feed them to
+        ``mcsim.scheduler.simulate_schedule(measured, ranks, priority=predicted)``
+        to predict the makespan on ``ranks`` ranks.
 
     Raises
     ------
@@ -441,7 +444,7 @@ def measured_unit_costs(paths) -> tuple:
             if t["seconds"] is None:
                 raise _store.StoreError(f"{path}: block [{t['start']}, {t['stop']}) has no recorded sampling time "
                                         "(written before timings were recorded)")
-            measured.append(t["seconds"])
+            measured.append(t["wall"] if t["wall"] is not None else t["seconds"])
             predicted.append(per * (t["stop"] - t["start"]))
     return measured, predicted
 

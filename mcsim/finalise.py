@@ -264,17 +264,21 @@ def read_block_timings(path: PathLike) -> list:
         One entry per shard the file was assembled from, in realization
         order: ``start``, ``stop`` (int), ``seconds`` (float, wall seconds the
         sampling of the block took, None for shards written before timings
-        were recorded) and ``rank`` (the MPI rank that wrote it, or None).
-        Replay them with :func:`mcsim.scheduler.simulate_schedule`.
+        were recorded), ``rank`` (the MPI rank that wrote it, or None) and
+        ``wall`` (wall seconds of the whole work unit, sampling plus writing
+        the shard, when the block was sampled by the run that wrote this
+        file; else None).  Replay them with
+        :func:`mcsim.scheduler.simulate_schedule`.
     """
     path = Path(path)
     f, attrs = _open_point_file(path)
     f.close()
     try:
         rows = json.loads(attrs.get("block_timings", "[]"))
+        walls = {(a, b): t for a, b, t, _ in json.loads(attrs.get("unit_wall_seconds", "[]"))}
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"{path}: malformed block_timings attribute ({exc})") from None
-    return [{"start": a, "stop": b, "seconds": t, "rank": r} for a, b, t, r in rows]
+        raise StoreError(f"{path}: malformed block_timings or unit_wall_seconds attribute ({exc})") from None
+    return [{"start": a, "stop": b, "seconds": t, "rank": r, "wall": walls.get((a, b))} for a, b, t, r in rows]
 
 
 def final_file_matches(path: PathLike, spec) -> bool:

@@ -149,12 +149,12 @@ def simulate_schedule(unit_costs: Sequence[float], ranks: int, priority: Optiona
     return Schedule(makespan, assignment, busy)
 
 
-FINALISE = "finalise"  # second field of a finalisation unit ``(point, FINALISE)``
+FINALISE = "finalise"  # second field of a finalisation unit ``(point, FINALISE, walls)``
 
 
 def is_finalise_unit(unit) -> bool:
-    """Whether ``unit`` is a finalisation unit ``(point, FINALISE)`` (else a sampling unit)."""
-    return len(unit) == 2 and unit[1] == FINALISE
+    """Whether ``unit`` is a finalisation unit ``(point, FINALISE, walls)`` (else a sampling unit)."""
+    return len(unit) == 3 and unit[1] == FINALISE
 
 
 class Dispatcher:
@@ -163,10 +163,14 @@ class Dispatcher:
     The first ``min(ranks, len(units))`` units are the static first round
     (see :func:`first_round_block`) and are not queued.  When the last
     sampling unit of a point is reported (or at the start, for a point with
-    nothing to sample), a *finalisation unit* ``(point, FINALISE)`` goes to
-    the front of the queue: the next rank that asks, normally the one that
-    wrote that last block, writes the point's final file(s), so rank 0 does
-    not do every point's finalisation.
+    nothing to sample), a *finalisation unit* ``(point, FINALISE, walls)``
+    goes to the front of the queue: the next rank that asks, normally the one
+    that wrote that last block, writes the point's final file(s), so rank 0
+    does not do every point's finalisation.  ``walls`` lists ``[start, stop,
+    seconds, rank]`` of each block of the point sampled in this run, with
+    the wall seconds of the whole unit (sampling and writing its shard) as
+    measured by the rank that did it; the final file records them
+    (:func:`mcsim.finalise.read_block_timings`).
 
     Parameters
     ----------
@@ -224,9 +228,10 @@ class Dispatcher:
             self.remaining[u[0]] += 1
         for pt in range(n - 1, -1, -1):
             if self.remaining[pt] == 0:
-                self.queue.appendleft((pt, FINALISE))
+                self.queue.appendleft((pt, FINALISE, []))
         self.failed = deque()
         self.finalised = deque()
+        self.walls = {}
         self.single_point = n <= 1
         self.label = "mcsim run" if self.single_point else "mcsim campaign"
         self.point_names = {}
@@ -252,7 +257,7 @@ class Dispatcher:
             if pt in self.failures:
                 self.failed.append(pt)
             else:
-                self.queue.appendleft((pt, FINALISE))  # next rank that asks writes the final file
+                self.queue.appendleft((pt, FINALISE, self.walls.pop(pt, [])))  # next rank that asks finalises
 
     def next_block(self, rank: int = 0):
         """Pop the next queued unit for ``rank``, skipping units of failed points (None when none is left)."""
@@ -267,14 +272,16 @@ class Dispatcher:
                 return u
             return None
 
-    def done(self, rank: int, unit, outcome) -> None:
-        """Record that ``rank`` finished ``unit`` with ``outcome`` (sampling: failure summary or None)."""
+    def done(self, rank: int, unit, outcome, seconds: float = float("nan")) -> None:
+        """Record that ``rank`` finished ``unit`` in ``seconds`` with ``outcome`` (sampling: failure summary or None)."""
         if is_finalise_unit(unit):
             with self.lock:
                 self.finalised.append((unit[0], rank, outcome))
         elif outcome is not None:
             self.fail(rank, outcome, unit)
         else:
+            with self.lock:
+                self.walls.setdefault(unit[0], []).append([int(unit[1]), int(unit[2]), float(seconds), int(rank)])
             self.report(unit)
 
     def report(self, unit) -> None:
@@ -322,9 +329,9 @@ class Dispatcher:
             while self.active_workers > 0 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST,
                                                                status=status):
                 src = status.Get_source()
-                unit, waited, busy, outcome = self.comm.recv(source=src, tag=TAG_REQUEST)
+                unit, seconds, waited, busy, outcome = self.comm.recv(source=src, tag=TAG_REQUEST)
                 if unit is not None:
-                    self.done(src, unit, outcome)
+                    self.done(src, unit, outcome, seconds)
                 blk = self.next_block(src)
                 self.comm.send(blk, dest=src, tag=TAG_ASSIGN)
                 if blk is None:
@@ -408,8 +415,9 @@ def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[C
         while blk is not None:
             t0 = time.monotonic()
             outcome = _do_unit(worker, blk, 0)
-            disp.busy_seconds[0] += time.monotonic() - t0
-            disp.done(0, blk, outcome)
+            seconds = time.monotonic() - t0
+            disp.busy_seconds[0] += seconds
+            disp.done(0, blk, outcome, seconds)
             if main_serves:
                 disp.serve_pending()  # waiting ranks first
             if between_units is not None:
@@ -436,20 +444,22 @@ def sample_on_worker(comm, todo, worker) -> None:
     """A non-root rank's part of a run: do its first-round unit, then ask rank 0 for more.
 
     Each request carries the unit just finished (None at first if there was
-    none), the seconds waited and busy so far and the unit's outcome
-    (:func:`_do_unit`); rank 0 answers with the next unit, or None to stop.
+    none) and its wall seconds, the seconds waited and busy so far and the
+    unit's outcome (:func:`_do_unit`); rank 0 answers with the next unit, or
+    None to stop.
     """
     rank = comm.Get_rank()
-    done, waited, busy, outcome = None, 0.0, 0.0, None
+    done, seconds, waited, busy, outcome = None, 0.0, 0.0, 0.0, None
     blk = first_round_block(todo, rank)
     while True:
         if blk is not None:
             t0 = time.monotonic()
             outcome = _do_unit(worker, blk, rank)
             done = blk
-            busy += time.monotonic() - t0
+            seconds = time.monotonic() - t0
+            busy += seconds
         t0 = time.monotonic()
-        comm.send((done, waited, busy, outcome), dest=0, tag=TAG_REQUEST)
+        comm.send((done, seconds, waited, busy, outcome), dest=0, tag=TAG_REQUEST)
         blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
         waited += time.monotonic() - t0
         if blk is None:

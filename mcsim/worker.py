@@ -13,6 +13,7 @@ environment.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -85,7 +86,7 @@ class BlockWorker:
 
 
 class UnitWorker:
-    """Does campaign work units: samples ``(point, start, stop, observables, cost)``, finalises ``(point, FINALISE)``.
+    """Does campaign work units: samples ``(point, start, stop, observables, cost)``, finalises ``(point, FINALISE, walls)``.
 
     Sampling uses one :class:`BlockWorker` per point; finalising writes every
     final file of the point (:func:`mcsim.store.finalise`).
@@ -113,7 +114,7 @@ class UnitWorker:
         from .scheduler import is_finalise_unit
 
         if is_finalise_unit(unit):
-            return self.finalise(unit[0])
+            return self.finalise(unit[0], unit[2])
         pt, start, stop, obs = unit[:4]
         if pt not in self._workers:
             name, spec, pdir, _ = self.points[pt]
@@ -123,8 +124,12 @@ class UnitWorker:
         self.hooks.after_block(self.blocks_written)
         return n
 
-    def finalise(self, pt: int):
+    def finalise(self, pt: int, walls=()):
         """Write the final file(s) of point ``pt`` from its shards.
+
+        ``walls`` (``[start, stop, seconds, rank]`` of the blocks sampled in
+        this run, whole-unit wall seconds) goes to the root attribute
+        ``unit_wall_seconds`` (JSON; see :func:`mcsim.finalise.read_block_timings`).
 
         Returns
         -------
@@ -138,9 +143,10 @@ class UnitWorker:
 
         _, spec, pdir, outs = self.points[pt]
         t0 = time.monotonic()
+        attrs = {"mpi_ranks": np.int64(self.ranks), "unit_wall_seconds": json.dumps(list(walls), separators=(",", ":"))}
         try:
             for out in outs:
-                store.finalise(spec, pdir, out, extra_attrs={"mpi_ranks": np.int64(self.ranks)})
+                store.finalise(spec, pdir, out, extra_attrs=attrs)
         except store.StoreError as exc:
             return str(exc), time.monotonic() - t0
         return None, time.monotonic() - t0
