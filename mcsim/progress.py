@@ -37,6 +37,47 @@ def _fmt_seconds(s: float) -> str:
     return f"{h:d}:{m:02d}:{sec:02d}"
 
 
+class UnitTimeModel:
+    """Online least-squares fit ``seconds = k * predicted + c`` of finished work units (for the ETA).
+
+    ``predicted`` is the cost model's prediction of a unit (:mod:`mcsim.cost`)
+    and ``c`` the per-unit overhead the cost model does not know (writing the
+    shard, messages).  Until two units of different predicted cost were
+    seen, or if the fit is degenerate, it is ``k = 1, c = 0`` (pure cost
+    weighting); both coefficients are kept >= 0.
+    """
+
+    def __init__(self):
+        self.n = 0
+        self.sx = self.sy = self.sxx = self.sxy = 0.0
+
+    def add(self, predicted: float, seconds: float) -> None:
+        """Record one finished unit (ignored unless both numbers are finite)."""
+        if predicted == predicted and seconds == seconds and abs(predicted) != float("inf") \
+                and abs(seconds) != float("inf"):
+            self.n += 1
+            self.sx += predicted
+            self.sy += seconds
+            self.sxx += predicted * predicted
+            self.sxy += predicted * seconds
+
+    def coefficients(self) -> tuple:
+        """``(k, c)`` of the current fit."""
+        n = self.n
+        if n < 2:
+            return 1.0, 0.0
+        var = n * self.sxx - self.sx * self.sx
+        if var <= 1e-12 * max(n * self.sxx, 1e-300):
+            return 1.0, 0.0
+        k = (n * self.sxy - self.sx * self.sy) / var
+        c = (self.sy - k * self.sx) / n
+        if k <= 0:
+            return 0.0, max(self.sy / n, 1e-12)
+        if c < 0:
+            return max(self.sxy / self.sxx, 1e-12), 0.0
+        return k, c
+
+
 class Progress:
     """Plain-text progress display on one stream (rank 0's stderr): one line per run or campaign.
 
@@ -51,10 +92,12 @@ class Progress:
     blocks b/B, realizations r/R (p%), RATE real/s, elapsed ..., ETA ...``
     over all its points: ``d`` counts points finalised, skipped or failed,
     ``r`` includes the realizations already in the store, the rate counts
-    realizations sampled in this run, and the ETA is the cost model's
-    remaining seconds (:mod:`mcsim.cost`) scaled by the measured speed
-    (elapsed seconds per predicted second so far), so expensive points
-    weigh more than cheap ones.
+    realizations sampled in this run, and the ETA weighs the remaining units
+    by the cost model (:mod:`mcsim.cost`) calibrated on the units done
+    (:class:`UnitTimeModel`: seconds = k * predicted + c per unit, fed by
+    :meth:`observe`), scaled by the elapsed time per unit of that work so
+    far (which covers the number of ranks), so expensive points weigh more
+    than cheap ones.
 
     Parameters
     ----------
@@ -90,6 +133,7 @@ class Progress:
         except (AttributeError, ValueError):
             self.tty = False
         self.interval = 0.5 if self.tty else max(float(interval), 0.1)
+        self.unit_model = UnitTimeModel()
         self.t0 = time.monotonic()
         self._last = self.t0
         self._width = 0
@@ -111,13 +155,20 @@ class Progress:
                     f"{self.total_realizations} ({pct:.0f}%), {rate:.3g} real/s, elapsed "
                     f"{_fmt_seconds(elapsed)}, ETA {_fmt_seconds(eta) if remaining > 0 else '0:00:00'}")
         done = self.realizations_base + realizations
-        left = self.total_cost - cost
-        eta = left * elapsed / cost if cost > 0 else float("inf")
+        k, c = self.unit_model.coefficients()
+        done_work = k * cost + c * blocks
+        left_work = k * (self.total_cost - cost) + c * (self.total_blocks - blocks)
+        eta = left_work * elapsed / done_work if done_work > 0 else float("inf")
         pct = 100.0 * done / self.total_realizations if self.total_realizations else 100.0
         finished = blocks >= self.total_blocks
         return (f"mcsim campaign: points {self.points_base + points}/{self.points_total}, blocks {blocks}/"
                 f"{self.total_blocks}, realizations {done}/{self.total_realizations} ({pct:.0f}%), {rate:.3g} real/s, "
                 f"elapsed {_fmt_seconds(elapsed)}, ETA {'0:00:00' if finished else _fmt_seconds(eta)}")
+
+    def observe(self, predicted: float, seconds: float) -> None:
+        """Record a finished unit's predicted cost and measured wall seconds (for the campaign ETA)."""
+        with self._lock:
+            self.unit_model.add(predicted, seconds)
 
     def update(self, blocks: int, realizations: int, force: bool = False, points: int = 0,
                cost: float = 0.0) -> None:

@@ -282,6 +282,7 @@ class Dispatcher:
         else:
             with self.lock:
                 self.walls.setdefault(unit[0], []).append([int(unit[1]), int(unit[2]), float(seconds), int(rank)])
+            self.progress.observe(unit[4], seconds)
             self.report(unit)
 
     def report(self, unit) -> None:

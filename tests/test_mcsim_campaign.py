@@ -151,6 +151,21 @@ def test_campaign_progress_line(monkeypatch):
     assert last == "mcsim campaign: points 4/4, blocks 6/6, realizations 100/100 (100%), 6 real/s, elapsed 0:00:10, ETA 0:00:00"
     assert not any(ord(c) < 32 and c != "\n" for c in plain.getvalue())  # readable in a log file
 
+    # the ETA calibrates the cost model on the units done: here seconds = 2 * predicted + 0.5 per unit
+    plain = io.StringIO()
+    prog = progress.Progress(6, 60, interval=10.0, stream=plain, points_total=2, total_cost=10.0)
+    prog.observe(1.0, 2.5)
+    prog.observe(3.0, 6.5)
+    assert prog.unit_model.coefficients() == pytest.approx((2.0, 0.5))
+    clock[0] += 9.0
+    prog.update(2, 20, force=True, points=0, cost=4.0)
+    # work done 2*4 + 0.5*2 = 9 in 9 s; left 2*6 + 0.5*4 = 14 -> 14 s
+    assert plain.getvalue().endswith("elapsed 0:00:09, ETA 0:00:14\n"), plain.getvalue()
+    model = progress.UnitTimeModel()
+    model.add(2.0, 1.0)
+    model.add(2.0, 3.0)  # no spread in the predictions: pure cost weighting
+    assert model.coefficients() == (1.0, 0.0)
+
     class Tty(io.StringIO):
         def isatty(self):
             return True
