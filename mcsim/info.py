@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_io import TEMP_PREFIX
-from .finalise import _open_point_file, verify_point
+from .finalise import _open_point_file, read_block_timings, verify_point
 from .shards import _fmt_ranges, _intervals, choose_tiling, scan_blocks, tile_observables
 from .store_layout import PathLike, StoreError, _open_h5, blocks_dir, stream_version
 
@@ -117,6 +117,13 @@ def describe_final_file(path: PathLike, verify: bool = False) -> str:
     for name, (shape, dt) in sorted(shapes.items()):
         lines.append(f"  /{name}: shape {tuple(shape)} dtype {dt}")
     lines.append(f"  overflow count: {n_over}")
+    timings = read_block_timings(path)
+    sampled = [t["seconds"] for t in timings if t["seconds"] is not None]
+    walls = [t["wall"] for t in timings if t["wall"] is not None]
+    if sampled:
+        lines.append(f"  block timings: {len(sampled)}/{len(timings)} blocks timed, sampling {sum(sampled):.3g} s"
+                     + (f"; {len(walls)} sampled by the run that wrote this file, unit wall {sum(walls):.3g} s"
+                        if walls else ""))
     vers = ", ".join(f"{k[8:]}={v}" for k, v in sorted(attrs.items()) if k.startswith("version_"))
     lines.append(f"  versions: {vers}")
     lines.append(f"  created: {attrs.get('created_utc')}")

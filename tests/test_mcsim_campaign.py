@@ -245,6 +245,7 @@ def test_campaign_matches_sample_and_run_then_skips_extends_and_adds(tmp_path, c
     timings = store.read_block_timings(tmp_path / "out" / "dnn-tanh.h5")
     assert [(t["start"], t["stop"]) for t in timings] == [(a, min(a + 4, 24)) for a in range(0, 24, 4)]
     assert all(t["seconds"] > 0 and t["rank"] == 0 and t["wall"] >= t["seconds"] for t in timings)
+    assert "block timings: 6/6 blocks timed" in store.describe_path(tmp_path / "out" / "dnn-tanh.h5")
 
     # a rerun of the same chunk samples nothing: every output is up to date (checked from attributes)
     before = {n: shards(st, s) for n, s in POINTS.items()}
