@@ -320,6 +320,36 @@ def test_failing_point_exits_1_and_the_others_are_finalised(tmp_path, capsys, re
         assert_point_equal(tmp_path / "out" / f"{n}.h5", refs[n])
 
 
+def test_point_too_large_for_memory_fails_alone(tmp_path, capsys, refs, monkeypatch):
+    """The memory check runs per point: the refused point exits 2 (bad input), the others are written."""
+    huge = {"prior": {"arch": "dnn", "depth": 3, "activation": "erf", "g2": 1.5, "sigma2": 0.1, "g2_in": 1.0},
+            "inputs": {"kind": "gaussian", "count": 3, "dim": 4, "seed": 0},
+            "width": 2000, "realizations": 8, "block_size": 8, "method": "direct"}  # ~95 MiB per block
+    monkeypatch.setenv("MCSIM_MEMORY_LIMIT", "80M")
+    chunk = write_chunk(tmp_path, {**POINTS, "huge": huge})
+    code, err = campaign(["--specs", chunk, "--store", tmp_path / "store"], capsys)
+    assert code == 2, err
+    assert "error: huge: width: one realization of this point needs about" in err, err
+    assert sum(line.startswith("error: ") for line in err.splitlines()) == 1, err
+    assert not (tmp_path / "out" / "huge.h5").exists()
+    for n in POINTS:
+        assert_point_equal(tmp_path / "out" / f"{n}.h5", refs[n])
+
+
+def test_same_point_twice_is_sampled_once_into_both_outputs(tmp_path, capsys, refs):
+    spec = POINTS["rnn-relu"]
+    (tmp_path / "out").mkdir()
+    entries = [{"name": f"copy{i}", "spec": spec, "out": str(tmp_path / "out" / f"copy{i}.h5")} for i in (1, 2)]
+    chunk = tmp_path / "chunk.json"
+    chunk.write_text(json.dumps({"points": entries}))
+    code, err = campaign(["--specs", chunk, "--store", tmp_path / "store"], capsys)
+    assert code == 0, err
+    assert "2 point(s): 2 written" in err and "sampled 3 block(s)" in err, err
+    assert len(shards(tmp_path / "store", spec)) == 3
+    for i in (1, 2):
+        assert_point_equal(tmp_path / "out" / f"copy{i}.h5", refs["rnn-relu"])
+
+
 def test_kill_9_mid_campaign_then_rerun_resumes_bit_identical(tmp_path, subprocess_env, refs):
     """A real SIGKILL (fault hook) after 7 of 14 blocks; finished points keep their final files."""
     chunk = write_chunk(tmp_path)
