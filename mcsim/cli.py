@@ -124,9 +124,10 @@ scheduling: work units are (point, block); rank 0 hands them out most expensive 
   points reuse their stored blocks (resume after a kill, raising 'realizations' samples only the new
   blocks). Each point is finalised as soon as its last block is written.
 
-progress: one line on stderr, at most every --progress-interval seconds (redrawn in place on a
-  terminal): points done/total, blocks, realizations done/total over all points, rate, and an ETA
-  weighted by the cost model. --quiet prints only errors and warnings.
+progress: one line per campaign on stderr: points done/total, blocks, realizations done/total over
+  all points, rate, and an ETA weighted by the cost model (calibrated on the blocks done). In a log
+  file a new line at most every --progress-interval seconds and a final one; on a terminal the line
+  is redrawn in place (at most twice a second). --quiet prints only errors and warnings.
 
 exit codes: 0 every point finalised or skipped; 1 a point failed (one line 'error: <name>: <what>' per
   failed point; every other point is still finalised and finished blocks stay in the store: rerun the
