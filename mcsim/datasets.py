@@ -102,12 +102,15 @@ def load_dataset(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError(f"data.file: no such file: {p}")
     try:
         with np.load(p, allow_pickle=False) as f:
-            missing = [k for k in ("X", "y", "train") if k not in f.files]
-            if missing:
-                raise ValueError(f"data.file: {p} lacks array(s) {missing} (needs X, y, train)")
-            return np.asarray(f["X"]), np.asarray(f["y"]), np.asarray(f["train"])
-    except (OSError, EOFError) as exc:
+            if not hasattr(f, "files"):
+                raise ValueError("not an .npz archive")
+            arrays = {k: np.asarray(f[k]) for k in ("X", "y", "train") if k in f.files}
+    except (OSError, EOFError, ValueError) as exc:
         raise ValueError(f"data.file: cannot read {p} as .npz: {exc}") from None
+    missing = [k for k in ("X", "y", "train") if k not in arrays]
+    if missing:
+        raise ValueError(f"data.file: {p} lacks array(s) {missing} (needs X, y, train)")
+    return arrays["X"], arrays["y"], arrays["train"]
 
 
 def check_dataset(prior: Prior, X, y, train) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
