@@ -9,6 +9,8 @@ resolve_method(prior, X, width, method="auto") -> "direct" | "projected"
 weight_averaged_overlaps(prior, X_draws, width, realizations, seed=0,
        method="auto", observable="caux", n_in=None, input_seed=0) -> dict
 register_activation(name, fn)
+posterior(prior, X, y, train, width, draws, kappa, gamma0=1.0, method="importance"|"hmc",
+       chains=4, seed=0, observables=...) -> PosteriorResult     (mcsim.posterior)
 read_point(path) -> (arrays, attrs)      finalised point file, every checksum verified
 point_key(prior, X, width, resolved_method, seed) -> str   (theory.spec.point_key)
 OBSERVABLES, METHODS, DEFAULT_OBSERVABLES, DEFAULT_METHOD, SAMPLER_STREAM_VERSION
@@ -37,6 +39,7 @@ from .sampler import (  # noqa: E402
     weight_averaged_overlaps,
 )
 from .store import read_point  # noqa: E402
+from .posterior import PosteriorResult, posterior, read_posterior  # noqa: E402
 
 __all__ = [
     "sample",
@@ -45,6 +48,9 @@ __all__ = [
     "register_activation",
     "weight_averaged_overlaps",
     "read_point",
+    "posterior",
+    "read_posterior",
+    "PosteriorResult",
     "point_key",
     "OBSERVABLES",
     "METHODS",
