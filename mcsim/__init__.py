@@ -39,7 +39,7 @@ from .sampler import (  # noqa: E402
     weight_averaged_overlaps,
 )
 from .store import read_point  # noqa: E402
-from .posterior import PosteriorResult, posterior, read_posterior  # noqa: E402
+from .posterior_sampling import PosteriorResult, posterior, read_posterior  # noqa: E402
 
 __all__ = [
     "sample",

@@ -30,7 +30,7 @@ from pathlib import Path
 from theory.prior import Prior
 
 from .datasets import dataset_from_spec
-from .posterior import DEFAULT_POSTERIOR_OBSERVABLES, ImportanceCollapseError, posterior, write_posterior
+from .posterior_sampling import DEFAULT_POSTERIOR_OBSERVABLES, ImportanceCollapseError, posterior, write_posterior
 
 REQUIRED = ("prior", "data", "width", "draws", "kappa")
 OPTIONAL = ("gamma0", "method", "chains", "seed", "hmc", "observables", "sample_method", "min_ess", "on_collapse")

@@ -155,6 +155,43 @@ def conditional_mean(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray,
     return np.einsum("rpd,rdo->rpo", K[:, :, train], alpha)
 
 
+def conditional_output_gram(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray, kappa: float,
+                            gamma0: float = 1.0) -> np.ndarray:
+    """``E[(1/n_out) y y^T | Theta, Y]`` on all patterns, per realization (the readout block of ``chat``).
+
+    ``y = gamma0^{1/2} f`` with ``f_o | Theta, Y ~ N(m_o, S)``,
+    ``S = K - K_.D (K_DD + kappa I)^-1 K_D.``: the result is
+    ``gamma0 (S + (1/n_out) sum_o m_o m_o^T)`` (``Caux^(A+1,A+1)`` for ``kappa = inf``).
+    Importance weighting uses it in place of the prior outputs' ``chat`` readout
+    block, which is not conditioned on the data (Rao-Blackwellised: same posterior mean).
+
+    Parameters
+    ----------
+    caux_readout, Y, train, kappa, gamma0
+        As in :func:`log_likelihood`.
+
+    Returns
+    -------
+    ndarray of float64, shape (R, P, P)
+    """
+    if math.isinf(kappa):
+        return caux_readout.copy()
+    from scipy.linalg import cho_solve
+
+    R, P, _ = caux_readout.shape
+    PD, n_out = Y.shape
+    K = caux_readout / gamma0
+    C = K[:, train][:, :, train] + kappa * np.eye(PD)
+    L = _cholesky(C)
+    out = np.empty_like(K)
+    for r in range(R):
+        KxD = K[r][:, train]
+        S = K[r] - KxD @ cho_solve((L[r], True), KxD.T, check_finite=False)
+        m = KxD @ cho_solve((L[r], True), Y, check_finite=False)
+        out[r] = gamma0 * (S + m @ m.T / n_out)
+    return out
+
+
 def loglik_and_dK(K_DD: np.ndarray, Y: np.ndarray, kappa: float) -> tuple[float, np.ndarray]:
     """``l = sum_o ln N(Y_o | 0, K_DD + kappa I)`` and ``G = dl/dK_DD`` (one realization, for HMC).
 

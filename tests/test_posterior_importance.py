@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import mcsim
-from mcsim import posterior as post
+from mcsim import posterior_sampling as post
 from mcsim.datasets import check_dataset, make_dataset
 from mcsim.readout_posterior import conditional_mean, log_likelihood
 from theory import Prior
@@ -47,6 +47,8 @@ def test_kappa_inf_weights_constant_and_means_are_prior_means():
     assert np.all(lw == lw[0])
     assert res.diagnostics["ess"] == pytest.approx(R, rel=1e-12)
     prior = mcsim.sample(PRIOR, X, 10, R, observables=obs)
+    # the readout block of chat is E[y y^T | Theta] = Caux^(A+1,A+1) (outputs conditioned on Theta and Y)
+    prior["chat_diag"][:, -1] = prior["caux_readout"]
     for o in obs:
         np.testing.assert_allclose(res.mean[o], prior[o].mean(axis=0), rtol=1e-12, atol=1e-14)
         # self-normalised SE with equal weights = std(ddof=0)/sqrt(R)

@@ -22,7 +22,10 @@ with ``K = Caux^(A+1,A+1) / gamma0``.  Two samplers:
 Observables (:data:`POSTERIOR_OBSERVABLES`): those of :func:`mcsim.sample`
 with its conventions and shapes without the leading R (``chat``, ``caux``,
 ``*_diag``, ``*_readout``; ``y`` only for HMC, drawn from the readout's
-conditional posterior, :func:`mcsim.readout_posterior.draw_outputs`), plus
+conditional posterior, :func:`mcsim.readout_posterior.draw_outputs`; with
+importance weighting the readout block of ``chat`` is its expectation given
+Theta and Y, :func:`mcsim.readout_posterior.conditional_output_gram`, since
+the prior's outputs are not conditioned on the data), plus
 
 ``predictor``    (P, n_out)  ``K_.D (K_DD + kappa I)^-1 Y`` on all patterns (units of ``f = y / sqrt(gamma0)``)
 ``train_error``  ()          mean over training patterns and outputs of ``(Y - predictor)^2``
@@ -50,7 +53,13 @@ from ._rng import realization_generator, stream_key
 from .backprop import ExplicitNetwork, PosteriorPotential
 from .datasets import check_dataset, data_hash
 from .hmc import HMCSettings, init_state, step
-from .readout_posterior import check_kappa_gamma0, conditional_mean, draw_outputs, log_likelihood
+from .readout_posterior import (
+    check_kappa_gamma0,
+    conditional_mean,
+    conditional_output_gram,
+    draw_outputs,
+    log_likelihood,
+)
 
 METHODS = ("importance", "hmc")
 READOUT_OBSERVABLES = ("predictor", "train_error", "test_error")
@@ -181,6 +190,23 @@ class _WeightedSums:
         return self.s0**2 / self.s00 if self.s00 > 0 else 0.0
 
 
+def _condition_readout_chat(values: dict, cr, Y, train, kappa, gamma0) -> None:
+    """Replace the prior outputs' readout block of ``chat`` by its expectation given Theta and Y (in place)."""
+    keys = [o for o in ("chat", "chat_diag", "chat_readout") if o in values]
+    if not keys:
+        return
+    G = conditional_output_gram(cr, Y[train], train, kappa, gamma0)
+    for o in keys:
+        v = values[o].copy()
+        if o == "chat":
+            v[:, -1, -1] = G
+        elif o == "chat_diag":
+            v[:, -1] = G
+        else:
+            v = G
+        values[o] = v
+
+
 def _importance(prior, seq, Y, train, test, width, draws, kappa, gamma0, seed, obs, sample_method,
                 min_ess, on_collapse) -> PosteriorResult:
     net_obs = tuple(o for o in obs if o in OBSERVABLES)
@@ -202,6 +228,7 @@ def _importance(prior, seq, Y, train, test, width, draws, kappa, gamma0, seed, o
         logw = log_likelihood(cr, Y[train], train, kappa, gamma0)
         logw_all[r0:r0 + B][ok] = logw
         values = {o: res[o][ok] for o in net_obs}
+        _condition_readout_chat(values, cr, Y, train, kappa, gamma0)
         values.update(_readout_values(cr, Y, train, test, kappa, gamma0, obs))
         acc.add(logw, values)
     if n_over:
