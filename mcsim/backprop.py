@@ -193,7 +193,10 @@ class ExplicitNetwork:
             if a >= 1:
                 W, s = self._get(V, "W", a)
                 gW, _ = self._get(G, "W", a)
-                gW += delta.T @ (s * PHI[a - 1])
+                if self.shared:  # one W for all steps: accumulate (BPTT)
+                    gW += delta.T @ (s * PHI[a - 1])
+                else:  # written once: straight into the gradient vector, no temporary
+                    np.matmul(delta.T, s * PHI[a - 1], out=gW)
                 dphi = (s * delta) @ W
         return grad
 
