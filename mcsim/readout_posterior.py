@@ -78,6 +78,13 @@ def _is_pd(M: np.ndarray) -> bool:
         return False
 
 
+def _factor(caux_readout: np.ndarray, train: np.ndarray, kappa: float, gamma0: float):
+    """``K = caux_readout / gamma0`` (R, P, P) and the Cholesky factor of ``K_DD + kappa I`` (R, P_D, P_D)."""
+    K = caux_readout / gamma0
+    L = _cholesky(K[:, train][:, :, train] + kappa * np.eye(train.size))
+    return K, L
+
+
 def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``L^-1 B`` for batched lower-triangular L (R, m, m) and B (R, m, k)."""
     from scipy.linalg import solve_triangular
@@ -118,8 +125,7 @@ def log_likelihood(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray, k
     if math.isinf(kappa):
         return np.zeros(R)
     PD, n_out = Y.shape
-    C = caux_readout[:, train][:, :, train] / gamma0 + kappa * np.eye(PD)
-    L = _cholesky(C)
+    _, L = _factor(caux_readout, train, kappa, gamma0)
     B = _solve_lower(L, np.broadcast_to(Y, (R, PD, n_out)).copy())
     logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
     return -0.5 * (np.einsum("rpo,rpo->r", B, B) + n_out * logdet + n_out * PD * math.log(2 * math.pi))
@@ -143,9 +149,7 @@ def conditional_mean(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray,
     PD, n_out = Y.shape
     if math.isinf(kappa):
         return np.zeros((R, P, n_out))
-    K = caux_readout / gamma0
-    C = K[:, train][:, :, train] + kappa * np.eye(PD)
-    L = _cholesky(C)
+    K, L = _factor(caux_readout, train, kappa, gamma0)
     B = _solve_lower(L, np.broadcast_to(Y, (R, PD, n_out)).copy())
     alpha = np.empty_like(B)
     from scipy.linalg import solve_triangular
@@ -178,11 +182,8 @@ def conditional_output_gram(caux_readout: np.ndarray, Y: np.ndarray, train: np.n
         return caux_readout.copy()
     from scipy.linalg import cho_solve
 
-    R, P, _ = caux_readout.shape
-    PD, n_out = Y.shape
-    K = caux_readout / gamma0
-    C = K[:, train][:, :, train] + kappa * np.eye(PD)
-    L = _cholesky(C)
+    n_out = Y.shape[1]
+    K, L = _factor(caux_readout, train, kappa, gamma0)
     out = np.empty_like(K)
     for r in range(R):
         KxD = K[r][:, train]
