@@ -264,7 +264,7 @@ class PosteriorPotential:
             dphiA = (c * self.data_scale) * (G @ phiA)
             g = self.net.backward(z, H, PHI, dphiA, self.train)
         u = u0 - self.data_scale * ll
-        grad = z - g
-        if not (math.isfinite(u) and np.all(np.isfinite(grad))):
+        grad = np.subtract(z, g, out=g)  # in place: the vector is as long as all weights
+        if not (math.isfinite(u) and math.isfinite(float(grad.sum()))):  # one pass; nan/inf propagate
             return math.inf, np.full(self.dim, np.nan)
         return u, grad
