@@ -207,6 +207,48 @@ def _condition_readout_chat(values: dict, cr, Y, train, kappa, gamma0) -> None:
         values[o] = v
 
 
+def _weigh_block(acc: _WeightedSums, res: dict, Y, train, test, kappa, gamma0, obs) -> tuple[np.ndarray, int]:
+    """Add one block of prior realizations (a :func:`mcsim.sample` result) to ``acc``.
+
+    Returns the block's log-weights (NaN where overflowed) and the number overflowed.
+    """
+    ok = ~np.asarray(res["overflow"], dtype=bool)
+    logw_block = np.full(ok.size, np.nan)
+    if not ok.any():
+        return logw_block, int(ok.size)
+    cr = res["caux_readout"][ok]
+    logw = log_likelihood(cr, Y[train], train, kappa, gamma0)
+    logw_block[ok] = logw
+    values = {o: res[o][ok] for o in obs if o in OBSERVABLES}
+    _condition_readout_chat(values, cr, Y, train, kappa, gamma0)
+    values.update(_readout_values(cr, Y, train, test, kappa, gamma0, obs))
+    acc.add(logw, values)
+    return logw_block, int((~ok).sum())
+
+
+def _importance_result(acc: _WeightedSums, logw_all, draws, n_over, min_ess, on_collapse, settings) -> PosteriorResult:
+    """Diagnostics, the loud ESS check and the result of an accumulated importance run."""
+    if n_over:
+        warnings.warn(f"importance: {n_over} of {draws} prior realizations overflowed (inf/nan) and were excluded",
+                      RuntimeWarning, stacklevel=4)
+    ess = acc.ess
+    used = draws - n_over
+    collapsed = not ess >= min_ess
+    if collapsed:
+        msg = (f"importance: effective sample size {ess:.1f} of {used} prior samples is below min_ess={min_ess:g}: "
+               f"the weights are dominated by a few samples (P_D too large for the width, small kappa or large "
+               f"gamma0); use method='hmc' or more draws")
+        if on_collapse == "raise":
+            raise ImportanceCollapseError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    mean, se = acc.results()
+    log_evidence = acc.shift + math.log(acc.s0) - math.log(used) if used and acc.s0 > 0 else math.nan
+    diagnostics = {"ess": float(ess), "draws": int(draws), "overflow": int(n_over), "ess_collapsed": bool(collapsed),
+                   "min_ess": float(min_ess), "log_evidence": float(log_evidence)}
+    settings = dict(settings, min_ess=float(min_ess), on_collapse=on_collapse)
+    return PosteriorResult("importance", mean, se, diagnostics, {"log_weights": logw_all}, {"settings": settings})
+
+
 def _importance(prior, seq, Y, train, test, width, draws, kappa, gamma0, seed, obs, sample_method,
                 min_ess, on_collapse) -> PosteriorResult:
     net_obs = tuple(o for o in obs if o in OBSERVABLES)
@@ -220,36 +262,78 @@ def _importance(prior, seq, Y, train, test, width, draws, kappa, gamma0, seed, o
             warnings.simplefilter("ignore", RuntimeWarning)  # counted below
             res = _sampler.sample(prior, seq, width, B, seed=seed, method=sample_method, observables=sample_obs,
                                   start=r0)
-        ok = ~res["overflow"]
-        n_over += int((~ok).sum())
-        if not ok.any():
-            continue
-        cr = res["caux_readout"][ok]
-        logw = log_likelihood(cr, Y[train], train, kappa, gamma0)
-        logw_all[r0:r0 + B][ok] = logw
-        values = {o: res[o][ok] for o in net_obs}
-        _condition_readout_chat(values, cr, Y, train, kappa, gamma0)
-        values.update(_readout_values(cr, Y, train, test, kappa, gamma0, obs))
-        acc.add(logw, values)
-    if n_over:
-        warnings.warn(f"importance: {n_over} of {draws} prior realizations overflowed (inf/nan) and were excluded",
-                      RuntimeWarning, stacklevel=3)
-    ess = acc.ess
-    used = draws - n_over
-    collapsed = not ess >= min_ess
-    if collapsed:
-        msg = (f"importance: effective sample size {ess:.1f} of {used} prior samples is below min_ess={min_ess:g}: "
-               f"the weights are dominated by a few samples (P_D too large for the width, small kappa or large "
-               f"gamma0); use method='hmc' or more draws")
-        if on_collapse == "raise":
-            raise ImportanceCollapseError(msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
-    mean, se = acc.results()
-    log_evidence = acc.shift + math.log(acc.s0) - math.log(used) if used else math.nan
-    diagnostics = {"ess": float(ess), "draws": int(draws), "overflow": int(n_over), "ess_collapsed": bool(collapsed),
-                   "min_ess": float(min_ess), "log_evidence": float(log_evidence)}
-    settings = {"sample_method": sample_method, "min_ess": float(min_ess), "on_collapse": on_collapse}
-    return PosteriorResult("importance", mean, se, diagnostics, {"log_weights": logw_all}, {"settings": settings})
+        logw_all[r0:r0 + B], k = _weigh_block(acc, res, Y, train, test, kappa, gamma0, obs)
+        n_over += k
+    return _importance_result(acc, logw_all, draws, n_over, min_ess, on_collapse, {"sample_method": sample_method})
+
+
+def importance_weight(samples: dict, y, train, kappa: float, gamma0: float = 1.0,
+                      observables: Sequence[str] | None = None, min_ess: float = DEFAULT_MIN_ESS,
+                      on_collapse: str = "raise") -> PosteriorResult:
+    """Importance-weight prior realizations that are already drawn (e.g. a point file of the MPI driver).
+
+    Parameters
+    ----------
+    samples : dict of str -> ndarray
+        Prior realizations on the training plus test patterns, as returned by
+        :func:`mcsim.sample` or the arrays of :func:`mcsim.read_point`: must hold
+        ``caux_readout`` (R, P, P) or ``caux`` (R, A+2, A+2, P, P); ``overflow``
+        (R,) bool is used when present.
+    y : array_like, shape (P,) or (P, n_out)
+    train : array_like of int (P_D,) or bool (P,)
+    kappa, gamma0 : float
+    observables : sequence of str, optional
+        Default: every network observable in ``samples`` plus ``predictor``,
+        ``train_error`` and (with test patterns) ``test_error``.
+    min_ess, on_collapse
+        As in :func:`posterior`.
+
+    Returns
+    -------
+    PosteriorResult
+        As :func:`posterior` with ``method="importance"`` on the same realizations.
+    """
+    if not isinstance(samples, dict):
+        raise ValueError(f"samples: expected a dict of arrays, got {type(samples).__name__}")
+    res = {k: np.asarray(v) for k, v in samples.items()}
+    if "caux_readout" not in res:
+        if "caux" not in res:
+            raise ValueError("samples: needs 'caux_readout' or 'caux' (the readout kernel per realization)")
+        res["caux_readout"] = np.ascontiguousarray(res["caux"][:, -1, -1])
+    cr = res["caux_readout"]
+    if cr.ndim != 3 or cr.shape[1] != cr.shape[2]:
+        raise ValueError(f"samples: caux_readout must have shape (R, P, P), got {cr.shape}")
+    R, P = cr.shape[0], cr.shape[1]
+    res.setdefault("overflow", np.zeros(R, dtype=bool))
+    Y = np.asarray(y, dtype=float)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    if Y.ndim != 2 or Y.shape[0] != P or not np.all(np.isfinite(Y)):
+        raise ValueError(f"y: must be finite with shape ({P},) or ({P}, n_out), got {np.shape(y)}")
+    t = np.asarray(train)
+    t = np.flatnonzero(t) if t.dtype == bool else t.astype(np.int64)
+    if t.size == 0 or t.min() < 0 or t.max() >= P or np.unique(t).size != t.size:
+        raise ValueError(f"train: must be unique indices in 0..{P - 1} (at least one) or a boolean mask")
+    tr = np.sort(t)
+    test = np.setdiff1d(np.arange(P), tr).astype(np.int64)
+    kappa, gamma0 = check_kappa_gamma0(kappa, gamma0)
+    if observables is None:
+        observables = [o for o in res if o in OBSERVABLES] + ["predictor", "train_error"] + (
+            ["test_error"] if test.size else [])
+    obs = tuple(dict.fromkeys(observables))
+    for o in obs:
+        if o not in POSTERIOR_OBSERVABLES or o == "y":
+            raise ValueError(f"observables: {o!r} cannot be importance-weighted; allowed: "
+                             f"{', '.join(x for x in POSTERIOR_OBSERVABLES if x != 'y')}")
+        if o in OBSERVABLES and o not in res:
+            raise ValueError(f"observables: {o!r} is not in samples")
+    if "test_error" in obs and not test.size:
+        raise ValueError("observables: 'test_error' needs at least one test pattern")
+    acc = _WeightedSums()
+    logw, n_over = _weigh_block(acc, res, Y, tr, test, kappa, gamma0, obs)
+    out = _importance_result(acc, logw, R, n_over, float(min_ess), on_collapse, {"sample_method": "given"})
+    out.meta.update({"kappa": kappa, "gamma0": gamma0, "method": "importance", "draws": R, "observables": list(obs),
+                     "train": tr.tolist(), "patterns": P})
+    return out
 
 
 # ============================================================================ HMC

@@ -185,7 +185,7 @@ def conditional_output_gram(caux_readout: np.ndarray, Y: np.ndarray, train: np.n
     n_out = Y.shape[1]
     K, L = _factor(caux_readout, train, kappa, gamma0)
     out = np.empty_like(K)
-    for r in range(R):
+    for r in range(K.shape[0]):
         KxD = K[r][:, train]
         S = K[r] - KxD @ cho_solve((L[r], True), KxD.T, check_finite=False)
         m = KxD @ cho_solve((L[r], True), Y, check_finite=False)

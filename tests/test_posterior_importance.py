@@ -10,7 +10,7 @@ from scipy.stats import multivariate_normal
 import mcsim
 from mcsim import posterior_sampling as post
 from mcsim.datasets import check_dataset, make_dataset
-from mcsim.readout_posterior import conditional_mean, log_likelihood
+from mcsim.readout_posterior import conditional_mean, conditional_output_gram, log_likelihood
 from theory import Prior
 
 PRIOR = Prior(arch="rnn", depth=2, activation="tanh", g2=1.2, sigma2=0.1, g2_in=1.0)
@@ -20,7 +20,7 @@ def _data(P=5, PD=3, seed=1):
     return make_dataset("linear_teacher", P, 3, PD, seed=seed, noise=0.1)
 
 
-def test_log_likelihood_matches_scipy_and_predictor_matches_solve():
+def test_log_likelihood_matches_scipy_and_predictor_and_output_gram_match_solve():
     rng = np.random.default_rng(0)
     P, PD, n_out = 5, 3, 2
     M = rng.standard_normal((4, P, P + 2))
@@ -30,12 +30,15 @@ def test_log_likelihood_matches_scipy_and_predictor_matches_solve():
     kappa, gamma0 = 0.2, 1.7
     ll = log_likelihood(C, Y, train, kappa, gamma0)
     m = conditional_mean(C, Y, train, kappa, gamma0)
+    G = conditional_output_gram(C, Y, train, kappa, gamma0)
     for r in range(4):
         K = C[r] / gamma0
         Kdd = K[np.ix_(train, train)] + kappa * np.eye(PD)
         want = sum(multivariate_normal(np.zeros(PD), Kdd).logpdf(Y[:, o]) for o in range(n_out))
         assert ll[r] == pytest.approx(want, rel=1e-12)
         np.testing.assert_allclose(m[r], K[:, train] @ np.linalg.solve(Kdd, Y), rtol=1e-10)
+        S = K - K[:, train] @ np.linalg.solve(Kdd, K[train])
+        np.testing.assert_allclose(G[r], gamma0 * (S + m[r] @ m[r].T / n_out), rtol=1e-10, atol=1e-12)
 
 
 def test_kappa_inf_weights_constant_and_means_are_prior_means():
@@ -131,3 +134,20 @@ def test_datasets_generated_from_seed_and_validated(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="data.file"):
         load_dataset(tmp_path / "bad.npz")
+
+
+def test_importance_weight_of_given_samples_equals_posterior():
+    """Prior realizations drawn elsewhere (e.g. read_point of an MPI run) weigh exactly like posterior()."""
+    X, y, tr = _data()
+    obs = ("chat", "caux_readout", "predictor", "train_error", "test_error")
+    res = post.posterior(PRIOR, X, y, tr, 10, 300, 0.05, method="importance", observables=obs)
+    samples = mcsim.sample(PRIOR, X, 10, 300, observables=("chat", "caux"))
+    got = post.importance_weight(samples, y, tr, 0.05, observables=obs)
+    np.testing.assert_array_equal(got.draws["log_weights"], res.draws["log_weights"])
+    for o in obs:
+        np.testing.assert_allclose(got.mean[o], res.mean[o], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(got.se[o], res.se[o], rtol=1e-8, atol=1e-15)
+    with pytest.raises(ValueError, match="samples: needs"):
+        post.importance_weight({"y": samples["chat"]}, y, tr, 0.05)
+    with pytest.raises(ValueError, match="train"):
+        post.importance_weight(samples, y, [7], 0.05)
