@@ -10,7 +10,8 @@ weight_averaged_overlaps(prior, X_draws, width, realizations, seed=0,
        method="auto", observable="caux", n_in=None, input_seed=0) -> dict
 register_activation(name, fn)
 posterior(prior, X, y, train, width, draws, kappa, gamma0=1.0, method="importance"|"hmc",
-       chains=4, seed=0, observables=...) -> PosteriorResult     (mcsim.posterior)
+       chains=4, seed=0, observables=...) -> PosteriorResult     (mcsim.posterior_sampling)
+importance_weight(samples, y, train, kappa, gamma0=1.0) -> PosteriorResult   prior samples drawn elsewhere
 read_point(path) -> (arrays, attrs)      finalised point file, every checksum verified
 point_key(prior, X, width, resolved_method, seed) -> str   (theory.spec.point_key)
 OBSERVABLES, METHODS, DEFAULT_OBSERVABLES, DEFAULT_METHOD, SAMPLER_STREAM_VERSION
@@ -39,7 +40,7 @@ from .sampler import (  # noqa: E402
     weight_averaged_overlaps,
 )
 from .store import read_point  # noqa: E402
-from .posterior_sampling import PosteriorResult, posterior, read_posterior  # noqa: E402
+from .posterior_sampling import PosteriorResult, importance_weight, posterior, read_posterior  # noqa: E402
 
 __all__ = [
     "sample",
@@ -49,6 +50,7 @@ __all__ = [
     "weight_averaged_overlaps",
     "read_point",
     "posterior",
+    "importance_weight",
     "read_posterior",
     "PosteriorResult",
     "point_key",
