@@ -1,7 +1,6 @@
 """Importance weighting of prior samples (mcsim.posterior, method="importance") and data sets."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
