@@ -9,6 +9,9 @@ resolve_method(prior, X, width, method="auto") -> "direct" | "projected"
 weight_averaged_overlaps(prior, X_draws, width, realizations, seed=0,
        method="auto", observable="caux", n_in=None, input_seed=0) -> dict
 register_activation(name, fn)
+posterior(prior, X, y, train, width, draws, kappa, gamma0=1.0, method="importance"|"hmc",
+       chains=4, seed=0, observables=...) -> PosteriorResult     (mcsim.posterior_sampling)
+importance_weight(samples, y, train, kappa, gamma0=1.0) -> PosteriorResult   prior samples drawn elsewhere
 read_point(path) -> (arrays, attrs)      finalised point file, every checksum verified
 point_key(prior, X, width, resolved_method, seed) -> str   (theory.spec.point_key)
 OBSERVABLES, METHODS, DEFAULT_OBSERVABLES, DEFAULT_METHOD, SAMPLER_STREAM_VERSION
@@ -37,6 +40,7 @@ from .sampler import (  # noqa: E402
     weight_averaged_overlaps,
 )
 from .store import read_point  # noqa: E402
+from .posterior_sampling import PosteriorResult, importance_weight, posterior, read_posterior  # noqa: E402
 
 __all__ = [
     "sample",
@@ -45,6 +49,10 @@ __all__ = [
     "register_activation",
     "weight_averaged_overlaps",
     "read_point",
+    "posterior",
+    "importance_weight",
+    "read_posterior",
+    "PosteriorResult",
     "point_key",
     "OBSERVABLES",
     "METHODS",

@@ -36,6 +36,7 @@ commands:
             (parameters, realizations present/missing, observables and shapes,
             overflow count).
   bench     micro-benchmarks of the samplers (see 'python -m mcsim bench --help').
+  posterior posterior Monte Carlo of one network and data set (see 'python -m mcsim posterior --help').
 
 examples:
   mpiexec -n 4 python -m mcsim run --spec point.json --store results/store --out point.h5
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "a mismatch exits 1 naming the dataset and file")
 
     sub.add_parser("bench", help="sampler benchmarks (delegates to mcsim.bench)", add_help=False)
+    sub.add_parser("posterior", help="posterior sampling (delegates to mcsim.posterior_cli)", add_help=False)
     return p
 
 
@@ -215,6 +217,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from mcsim import bench
 
         return int(bench.main(argv[1:]) or 0)
+    if argv and argv[0] == "posterior":
+        from mcsim import posterior_cli
+
+        return int(posterior_cli.main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -1,0 +1,268 @@
+"""The readout integrated out: Gaussian likelihood and conditional predictor (theory-notes Sec. 9.1).
+
+Given all hidden parameters Theta, the readout weights ``W^(out)`` and bias
+``xi^(A+1)`` are Gaussian, so each output column ``f_o = gamma0^{-1/2} y_o``
+on all patterns is Gaussian with covariance
+
+    K(Theta) = Caux^(A+1,A+1)(Theta) / gamma0          (P, P)
+
+(``caux_readout`` of :func:`mcsim.sample`).  With targets ``Y`` on the
+training patterns D and noise ``kappa``:
+
+    ln p(Y | Theta) = sum_o ln N(Y_o | 0, K_DD + kappa I)
+    E[f_* | Theta, Y] = K_*D (K_DD + kappa I)^-1 Y
+
+Both are computed here once, batched over realizations, for the importance
+weights (:mod:`mcsim.importance`) and for HMC (:mod:`mcsim.hmc_network`).
+``kappa = inf`` switches the data term off (the posterior is the prior).
+All linear algebra is via Cholesky factors; a factorisation that fails
+(``K_DD + kappa I`` not positive definite, e.g. ``kappa = 0`` and
+``P_D > n``) raises :class:`ReadoutCholeskyError`, naming the realization.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class ReadoutCholeskyError(ValueError):
+    """``K_DD + kappa I`` is not numerically positive definite."""
+
+
+def check_kappa_gamma0(kappa, gamma0) -> tuple[float, float]:
+    """Validate the noise ``kappa`` (>= 0, may be ``inf``) and the output scale ``gamma0`` (> 0, finite).
+
+    Returns
+    -------
+    kappa, gamma0 : float
+
+    Raises
+    ------
+    ValueError
+        ``kappa: ...`` or ``gamma0: ...``.
+    """
+    try:
+        k = float(kappa)
+    except (TypeError, ValueError):
+        raise ValueError(f"kappa: must be a number >= 0 (inf switches the data term off), got {kappa!r}") from None
+    if math.isnan(k) or k < 0:
+        raise ValueError(f"kappa: must be >= 0 (inf switches the data term off), got {kappa!r}")
+    try:
+        g = float(gamma0)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma0: must be a positive finite number, got {gamma0!r}") from None
+    if not math.isfinite(g) or g <= 0:
+        raise ValueError(f"gamma0: must be a positive finite number, got {gamma0!r}")
+    return k, g
+
+
+def _cholesky(C: np.ndarray) -> np.ndarray:
+    """Batched lower Cholesky factor of (R, m, m); raises :class:`ReadoutCholeskyError` naming the first failure."""
+    try:
+        return np.linalg.cholesky(C)
+    except np.linalg.LinAlgError:
+        bad = [r for r in range(C.shape[0]) if not _is_pd(C[r])]
+        raise ReadoutCholeskyError(
+            f"kappa: K_DD + kappa I is not positive definite for realization(s) {bad[:5]} "
+            f"({len(bad)} of {C.shape[0]}); use kappa > 0 or fewer training patterns than the width"
+        ) from None
+
+
+def _is_pd(M: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(M)
+        return bool(np.all(np.isfinite(M)))
+    except np.linalg.LinAlgError:
+        return False
+
+
+def _factor(caux_readout: np.ndarray, train: np.ndarray, kappa: float, gamma0: float):
+    """``K = caux_readout / gamma0`` (R, P, P) and the Cholesky factor of ``K_DD + kappa I`` (R, P_D, P_D)."""
+    K = caux_readout / gamma0
+    L = _cholesky(K[:, train][:, :, train] + kappa * np.eye(train.size))
+    return K, L
+
+
+def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``L^-1 B`` for batched lower-triangular L (R, m, m) and B (R, m, k)."""
+    from scipy.linalg import solve_triangular
+
+    out = np.empty_like(B)
+    for r in range(L.shape[0]):
+        out[r] = solve_triangular(L[r], B[r], lower=True, check_finite=False)
+    return out
+
+
+def log_likelihood(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray, kappa: float,
+                   gamma0: float = 1.0) -> np.ndarray:
+    """``sum_o ln N(Y_o | 0, K_DD + kappa I)`` per realization.
+
+    Parameters
+    ----------
+    caux_readout : ndarray of float64, shape (R, P, P)
+        ``Caux^(A+1,A+1)`` on all patterns, per realization.
+    Y : ndarray of float64, shape (P_D, n_out)
+        Targets on the training patterns.
+    train : ndarray of int64, shape (P_D,)
+        Indices of the training patterns in ``0..P-1``.
+    kappa : float
+        Observation noise (``inf``: the data term is 0).
+    gamma0 : float
+        Output scale (``K = caux_readout / gamma0``).
+
+    Returns
+    -------
+    ndarray of float64, shape (R,)
+
+    Raises
+    ------
+    ReadoutCholeskyError
+        If some ``K_DD + kappa I`` is not positive definite.
+    """
+    R = caux_readout.shape[0]
+    if math.isinf(kappa):
+        return np.zeros(R)
+    PD, n_out = Y.shape
+    _, L = _factor(caux_readout, train, kappa, gamma0)
+    B = _solve_lower(L, np.broadcast_to(Y, (R, PD, n_out)).copy())
+    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    return -0.5 * (np.einsum("rpo,rpo->r", B, B) + n_out * logdet + n_out * PD * math.log(2 * math.pi))
+
+
+def conditional_mean(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray, kappa: float,
+                     gamma0: float = 1.0) -> np.ndarray:
+    """Posterior-mean predictor ``K_.D (K_DD + kappa I)^-1 Y`` on all patterns, per realization.
+
+    Parameters
+    ----------
+    caux_readout, Y, train, kappa, gamma0
+        As in :func:`log_likelihood`.
+
+    Returns
+    -------
+    ndarray of float64, shape (R, P, n_out)
+        In units of ``f = gamma0^{-1/2} y`` (zero for ``kappa = inf``).
+    """
+    R, P, _ = caux_readout.shape
+    PD, n_out = Y.shape
+    if math.isinf(kappa):
+        return np.zeros((R, P, n_out))
+    K, L = _factor(caux_readout, train, kappa, gamma0)
+    B = _solve_lower(L, np.broadcast_to(Y, (R, PD, n_out)).copy())
+    alpha = np.empty_like(B)
+    from scipy.linalg import solve_triangular
+
+    for r in range(R):
+        alpha[r] = solve_triangular(L[r], B[r], lower=True, trans="T", check_finite=False)
+    return np.einsum("rpd,rdo->rpo", K[:, :, train], alpha)
+
+
+def conditional_output_gram(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray, kappa: float,
+                            gamma0: float = 1.0) -> np.ndarray:
+    """``E[(1/n_out) y y^T | Theta, Y]`` on all patterns, per realization (the readout block of ``chat``).
+
+    ``y = gamma0^{1/2} f`` with ``f_o | Theta, Y ~ N(m_o, S)``,
+    ``S = K - K_.D (K_DD + kappa I)^-1 K_D.``: the result is
+    ``gamma0 (S + (1/n_out) sum_o m_o m_o^T)`` (``Caux^(A+1,A+1)`` for ``kappa = inf``).
+    Importance weighting uses it in place of the prior outputs' ``chat`` readout
+    block, which is not conditioned on the data (Rao-Blackwellised: same posterior mean).
+
+    Parameters
+    ----------
+    caux_readout, Y, train, kappa, gamma0
+        As in :func:`log_likelihood`.
+
+    Returns
+    -------
+    ndarray of float64, shape (R, P, P)
+    """
+    if math.isinf(kappa):
+        return caux_readout.copy()
+    from scipy.linalg import cho_solve
+
+    n_out = Y.shape[1]
+    K, L = _factor(caux_readout, train, kappa, gamma0)
+    out = np.empty_like(K)
+    for r in range(K.shape[0]):
+        KxD = K[r][:, train]
+        S = K[r] - KxD @ cho_solve((L[r], True), KxD.T, check_finite=False)
+        m = KxD @ cho_solve((L[r], True), Y, check_finite=False)
+        out[r] = gamma0 * (S + m @ m.T / n_out)
+    return out
+
+
+def loglik_and_dK(K_DD: np.ndarray, Y: np.ndarray, kappa: float) -> tuple[float, np.ndarray]:
+    """``l = sum_o ln N(Y_o | 0, K_DD + kappa I)`` and ``G = dl/dK_DD`` (one realization, for HMC).
+
+    ``G = (1/2) (alpha alpha^T - n_out C^-1)`` with ``C = K_DD + kappa I`` and
+    ``alpha = C^-1 Y`` (theory-notes Sec. 9.3), as a symmetric matrix (the
+    derivative with respect to each ordered pair).
+
+    Parameters
+    ----------
+    K_DD : ndarray of float64, shape (P_D, P_D)
+        Readout kernel on the training patterns (already divided by gamma0).
+    Y : ndarray of float64, shape (P_D, n_out)
+    kappa : float
+        Finite, >= 0.
+
+    Returns
+    -------
+    l : float
+        ``-inf`` if ``C`` is not positive definite (then ``G`` is all NaN).
+    G : ndarray of float64, shape (P_D, P_D)
+    """
+    from scipy.linalg import cho_solve
+
+    PD, n_out = Y.shape
+    C = K_DD + kappa * np.eye(PD)
+    try:
+        L = np.linalg.cholesky(C)
+    except np.linalg.LinAlgError:
+        return -math.inf, np.full((PD, PD), np.nan)
+    alpha = cho_solve((L, True), Y, check_finite=False)
+    Cinv = cho_solve((L, True), np.eye(PD), check_finite=False)
+    logdet = 2.0 * float(np.log(np.diagonal(L)).sum())
+    ll = -0.5 * (float(np.sum(Y * alpha)) + n_out * logdet + n_out * PD * math.log(2 * math.pi))
+    G = 0.5 * (alpha @ alpha.T - n_out * Cinv)
+    return ll, G
+
+
+def draw_outputs(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray, kappa: float, gamma0: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """One draw of the network outputs ``y`` on all patterns from their posterior given Theta and Y.
+
+    Matheron's rule (exact, stable for any ``kappa >= 0``): draw ``f ~ N(0, K)``
+    on all patterns and ``e ~ N(0, kappa I)`` on D, then
+    ``f + K_.D (K_DD + kappa I)^-1 (Y - f_D - e)``; ``y = gamma0^{1/2} f`` (the
+    units of ``mcsim.sample``'s ``y``).  For ``kappa = inf`` this is the prior
+    draw ``y ~ N(0, Caux^(A+1,A+1))``.
+
+    Parameters
+    ----------
+    caux_readout : ndarray of float64, shape (P, P)
+    Y, train, kappa, gamma0
+        As in :func:`log_likelihood`.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of float64, shape (P, n_out)
+    """
+    P = caux_readout.shape[0]
+    PD, n_out = Y.shape
+    K = caux_readout / gamma0
+    w, V = np.linalg.eigh(K)
+    S = V * np.sqrt(np.clip(w, 0.0, None))
+    f = S @ rng.standard_normal((P, n_out))
+    if not math.isinf(kappa):
+        e = math.sqrt(kappa) * rng.standard_normal((PD, n_out))
+        resid = Y - f[train] - e
+        from scipy.linalg import cho_solve
+
+        C = K[np.ix_(train, train)] + kappa * np.eye(PD)
+        L = _cholesky(C[None])[0]
+        f = f + K[:, train] @ cho_solve((L, True), resid, check_finite=False)
+    return math.sqrt(gamma0) * f
