@@ -87,6 +87,22 @@ def gram(V, n, scale, out):
 
 
 @_kernel
+def gemm_gram(V, out):
+    """``out = V V^T`` as one BLAS GEMM, made exactly symmetric (lower triangle mirrored).
+
+    Parameters
+    ----------
+    V : ndarray, float64, shape (P, n), C-contiguous
+    out : ndarray, float64, shape (P, P), overwritten
+    """
+    np.dot(V, V.T, out)
+    P = V.shape[0]
+    for a in range(P):
+        for b in range(a):
+            out[b, a] = out[a, b]
+
+
+@_kernel
 def cross_gram(U, V, n, scale, out):
     """``out[a, b] = scale * U[a, :n] . V[b, :n]``.
 

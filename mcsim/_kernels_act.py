@@ -18,8 +18,10 @@ the factory binds
 
 ``nogil`` lets the MPI dispatcher thread on rank 0 answer block requests while
 rank 0's main thread is inside a kernel.  The conventions (pattern-major
-blocks, fixed summation order, caller-preallocated outputs) are those of
-:mod:`mcsim._kernels`, whose kernels these call.
+blocks, fixed summation order of the loops, BLAS GEMMs via ``np.dot`` that are
+reproducible because :mod:`mcsim.sampler` pins BLAS to one thread,
+caller-preallocated outputs) are those of :mod:`mcsim._kernels`, whose kernels
+these call.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import math
 
 import numpy as np
 
-from mcsim._kernels import (_dot, cholesky_lower, correlate_rows, gram, lower_inverse, pivoted_cholesky,
+from mcsim._kernels import (cholesky_lower, correlate_rows, gemm_gram, gram, lower_inverse, pivoted_cholesky,
                             pivoted_cholesky_abs, sample_readout)
 from mcsim._kernelsets import _bound_names
 
@@ -228,6 +230,7 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     Lm = np.empty((P, P))
     Lu = np.empty((P, P))
     G = np.empty((P, P))
+    Gphi = np.empty((P, P))
     C = np.empty((P, P))
     L = np.empty((P, P))
     work = np.empty((P, P))
@@ -244,8 +247,9 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
             if a > 0:
                 # W phi(h^(a-1)) by conditioning on the revealed W Q
                 # 1. block CGS2 against the basis (GEMMs)
+                gemm_gram(phi, Gphi)
                 for al in range(P):
-                    nrm0[al] = math.sqrt(_dot(phi[al], phi[al], n))
+                    nrm0[al] = math.sqrt(Gphi[al, al])
                     sc[al] = 1.0 / nrm0[al] if nrm0[al] > 0.0 else 0.0
                     for j in range(n):
                         res[al, j] = phi[al, j]
@@ -340,14 +344,13 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                     for al in range(P):
                         for j in range(n):
                             h[al, j] += tmp[al, j]
-                gram(phi, n, g2 / n, G)
                 for i in range(P):
                     for j in range(P):
-                        caux_d[r, a, i, j] += G[i, j]
-            gram(h, n, 1.0 / n, G)
+                        caux_d[r, a, i, j] += (g2 / n) * Gphi[i, j]
+            gemm_gram(h, G)
             for i in range(P):
                 for j in range(P):
-                    chat_d[r, a, i, j] = G[i, j]
+                    chat_d[r, a, i, j] = (1.0 / n) * G[i, j]
             if keep_h:
                 for i in range(P):
                     for j in range(n):
@@ -359,9 +362,9 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                         PHI[r, a, i, j] = phi[i, j]
         ranks[r] = k
         # readout: independent W_out, rows of y ~ N(0, g2_out/n Phi^T Phi + sigma_out^2 11^T)
-        gram(phi, n, g2_out / n, G)
+        gemm_gram(phi, Gphi)
         for i in range(P):
             for j in range(P):
-                C[i, j] = G[i, j] + sigma2_out
+                C[i, j] = (g2_out / n) * Gphi[i, j] + sigma2_out
                 caux_d[r, A1, i, j] = C[i, j]
         sample_readout(C, chol_rtol, z, off, n_out, L, work, yo, G, y[r], chat_d[r, A1])

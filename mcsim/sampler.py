@@ -206,9 +206,14 @@ def _deterministic_caux(prior: Prior, seq: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # cost model
 # ----------------------------------------------------------------------------
-_NS_PER_NORMAL = 10.0
-_NS_PER_FLOP = 1.0
-_NS_PER_FLOP_DIRECT = 0.5
+_NS_PER_NORMAL = 20.0
+"""ns per standard normal (Philox + ziggurat; measured 21 ns on the 2-core test machine)."""
+_NS_PER_GEMM_FLOP = 0.06
+"""ns per flop of the BLAS-3 products (single-thread GEMMs of the shapes used, about 15 GFLOP/s)."""
+_NS_PER_LOOP_FLOP = 0.5
+"""ns per flop of the Numba loops (P x P Grams, input correlation, DNN projection)."""
+_NS_PER_LAYER_DIRECT = 20000.0
+"""Python overhead of one layer/step of the direct sampler, ns."""
 
 
 def _normals_projected(prior: Prior, widths: np.ndarray, P: int, rank_in: int) -> int:
@@ -220,7 +225,34 @@ def _normals_projected(prior: Prior, widths: np.ndarray, P: int, rank_in: int) -
     return total + P * int(widths.sum()) + P * prior.n_out
 
 
+def rnn_projection_flops(n: int, A: int, P: int) -> float:
+    """Flops of the Gram-Schmidt and update GEMMs of one projected RNN realization.
+
+    For step a = 1..A with basis size ``k = min((a-1) P, n)`` before the step
+    and ``r = min(P, n - k)`` new directions (the generic case; repeated or
+    dependent patterns need fewer): block CGS2 against the basis
+    ``8 k P n``, the scaled residual Gram ``2 P^2 n``, Cholesky-QR
+    ``2 r P n + 4 r^2 n`` and the update ``h += coef^T WQ``: ``2 (k + r) P n``.
+    The optional third projection of ill-conditioned blocks is not counted.
+
+    Parameters
+    ----------
+    n, A, P : int
+        Width, depth and number of (distinct) patterns.
+
+    Returns
+    -------
+    float
+    """
+    ks = np.minimum(np.arange(A, dtype=float) * P, n)
+    rs = np.minimum(P, n - ks)
+    per_step = 8 * ks * P * n + 2 * P * P * n + 2 * rs * P * n + 4 * rs * rs * n + 2 * (ks + rs) * P * n
+    return float(np.sum(per_step))
+
+
 def _cost(prior: Prior, seq: np.ndarray, width: int) -> dict:
+    """Model of the ns per realization of both samplers (the distinct patterns of ``seq`` are drawn)."""
+    seq, _ = _distinct_patterns(seq)
     widths = prior.widths(width).astype(float)
     P, A1, n_in = seq.shape
     A = A1 - 1
@@ -229,30 +261,32 @@ def _cost(prior: Prior, seq: np.ndarray, width: int) -> dict:
     if prior.shared:
         n = widths[0]
         draws_d = n * n * (A >= 1) + n * n_in * xnz.any() + n * n_out
-        flops_d = 2 * A * n * n * P + 2 * A1 * n * n_in * P * xnz.any()
+        gemm_d = 2 * A * n * n * P + 2 * A1 * n * n_in * P * xnz.any()
         rank_in = min(A1 * P, (n_in if xnz.any() else 0) + A1)
         draws_p = rank_in * n + A * P * n + P * n_out
-        ks = np.minimum(np.arange(1, A + 1) * P, n)
-        flops_p = float(np.sum(8 * n * ks * P)) + 2 * A1 * n * rank_in * P
+        gemm_p = rnn_projection_flops(int(n), A, P)
+        # input correlation (factor columns touching each step) and the P x P Grams
+        loop_p = 2 * n * P * float(np.sum(np.minimum(P, n_in) * xnz + 1)) + 4 * A1 * P * P * n
     else:
         prev = widths[:-1]
         draws_d = float(np.sum(prev * widths[1:])) + float(np.sum(widths * n_in * xnz)) + widths[-1] * n_out
-        flops_d = 2 * P * draws_d
+        gemm_d = 2 * P * draws_d
         draws_p = P * widths.sum() + P * n_out
-        flops_p = float(np.sum(widths * (4 * P * P + 4 * P)))
+        gemm_p = 0.0
+        loop_p = float(np.sum(widths * (4 * P * P + 4 * P)))
     return {
-        "direct": draws_d * _NS_PER_NORMAL + flops_d * _NS_PER_FLOP_DIRECT,
-        "projected": draws_p * _NS_PER_NORMAL + flops_p * _NS_PER_FLOP,
+        "direct": draws_d * _NS_PER_NORMAL + gemm_d * _NS_PER_GEMM_FLOP + (A1 + 1) * _NS_PER_LAYER_DIRECT,
+        "projected": draws_p * _NS_PER_NORMAL + gemm_p * _NS_PER_GEMM_FLOP + loop_p * _NS_PER_LOOP_FLOP,
     }
 
 
 def resolve_method(prior: Prior, X, width: int, method: str = "auto") -> str:
     """Resolve ``method`` ("direct", "projected" or "auto") to a concrete sampler.
 
-    ``auto`` compares a cost model (ns per Gaussian draw and per flop) of both
-    samplers: the projected DNN wins unless P is comparable to n; the projected
-    RNN loses when ``A P`` approaches ``n`` (its Gram-Schmidt cost grows as
-    ``n (A P)^2``).
+    ``auto`` compares a cost model (ns per Gaussian draw, per GEMM flop and
+    per Numba-loop flop) of both samplers: the projected DNN wins unless P is
+    comparable to n; the projected RNN loses when ``A P`` approaches ``n``
+    (its Gram-Schmidt cost grows as ``n (A P)^2``, :func:`rnn_projection_flops`).
 
     Parameters
     ----------
@@ -796,7 +830,9 @@ def _assemble(s: _Setup, kern, obs, y, chat_d, caux_d, H, PHI) -> dict:
             full = np.zeros((R, A1 + 1, A1 + 1, P, P))
             n = int(s.widths[0])
             kern.pair_grams(np.ascontiguousarray(H[:, :, :, :n]), n, 1.0 / n, full)
-            full[:, A1, A1] = chat_d[:, A1]
+            # equal-layer blocks: the sampler's own values (its Grams may be GEMMs)
+            for a in range(A1 + 1):
+                full[:, a, a] = chat_d[:, a]
             out[o] = full
         elif o == "caux":
             full = np.zeros((R, A1 + 1, A1 + 1, P, P))
@@ -807,10 +843,9 @@ def _assemble(s: _Setup, kern, obs, y, chat_d, caux_d, H, PHI) -> dict:
                     tmp = np.zeros((R, A1 - 1, A1 - 1, P, P))
                     kern.pair_grams(np.ascontiguousarray(PHI[:, : A1 - 1, :, :n]), n, float(s.g2[1]) / n, tmp)
                     full[:, 1:A1, 1:A1] += tmp
-            else:
-                for a in range(A1):
-                    full[:, a, a] = caux_d[:, a]
-            full[:, A1, A1] = caux_d[:, A1]
+            # equal-layer blocks: the sampler's own values (its Grams may be GEMMs)
+            for a in range(A1 + 1):
+                full[:, a, a] = caux_d[:, a]
             out[o] = full
     return out
 
