@@ -26,7 +26,10 @@ inputs, relu, g^2 = 1.6, sigma^2 = 0.2) it measures, in the same run:
                (:func:`mcsim.sampler.rnn_projection_flops`; the DNN has none) at
                the single-core GEMM rate measured at the start of the run
                (``C = A B`` with 512 x 512 matrices, best of several);
-plus the ratios projected time / floor time and numpy time / projected time.
+plus the ratios projected time / floor time and numpy time / projected time,
+and (RNN) ``proj/fl_sh``: projected time over the normals time plus the
+measured time of the kernel's BLAS calls at their own thin shapes
+(:func:`_gemm_sequence_fn`; BLAS reaches about half its square-GEMM rate there).
 Projected and floor are measured in ``--rounds`` interleaved rounds and the
 best of each is kept, so load from other processes affects both alike.
 
@@ -137,6 +140,45 @@ def numpy_materialised_rnn(prior: Prior, X, n: int, reps: int, key: int) -> np.n
     return y
 
 
+def _gemm_sequence_fn(n: int, A: int, P: int):
+    """The BLAS calls of one projected RNN realization with the kernel's shapes, on random data.
+
+    Per step with basis size ``k`` and ``r`` new directions (as in
+    :func:`mcsim.sampler.rnn_projection_flops`): the four CGS2 GEMMs, the
+    residual Gram, ``V = Tf Y``, the Cholesky-QR Gram and ``T2 V``, the update
+    ``coef^T WQ`` and the two P x P Grams of the observables.  Its time is the
+    time of these flops at the GEMM rates BLAS reaches for these (thin) shapes.
+    """
+    rng = np.random.default_rng(0)
+    kmax = max(1, min(A * P, n))
+    Q = rng.standard_normal((kmax, n))
+    WQ = rng.standard_normal((kmax, n))
+    Y = rng.standard_normal((P, n))
+    tmp = np.empty((P, n))
+    cn = np.empty((kmax, P))
+    G = np.empty((P, P))
+
+    def run(reps):
+        for _ in range(reps):
+            for a in range(A):
+                k = min(a * P, n)
+                r = min(P, n - k)
+                if k:
+                    for _rep in range(2):
+                        np.dot(Q[:k], Y.T, cn[:k])
+                        np.dot(cn[:k].T, Q[:k], tmp)
+                np.dot(Y, Y.T, G)
+                if r:
+                    np.dot(cn[:r], Y, tmp[:r])
+                    np.dot(tmp[:r], tmp[:r].T, G[:r, :r])
+                    np.dot(G[:r, :r], tmp[:r], tmp[:r])
+                np.dot(cn[: k + r].T, WQ[: k + r], tmp)
+                np.dot(Y, Y.T, G)
+                np.dot(Y, Y.T, G)
+
+    return run
+
+
 def _floor_fn(N: int, key: int):
     buf = np.empty(N)
 
@@ -185,6 +227,12 @@ def bench_config(arch: str, n: int, A: int, P: int, min_time: float, max_direct:
     out["proj_reps"] = reps
     out["normals_s"] = tf
     out["floor"] = 1.0 / (tf + flops / gemm_flops_per_s)
+    if prior.shared:
+        seq_fn = _gemm_sequence_fn(n, A, P)
+        with S.single_thread_blas():
+            seq_fn(1)
+            tg = min(_timed(seq_fn, min_time / rounds, 100000)[0] for _ in range(rounds))
+        out["floor_shapes"] = 1.0 / (tf + tg)
     if prior.shared:
         def plain(reps):
             with S.single_thread_blas():
@@ -262,20 +310,22 @@ def main(argv=None) -> int:
           f"on {os.cpu_count()} cores; min time per measurement {min_time} s; direct/numpy <= {args.max_direct} "
           "realizations")
     print(f"{'arch':4} {'n':>5} {'A':>3} {'P':>3} {'projected':>11} {'direct':>11} {'numpy':>11} {'floor':>11} "
-          f"{'proj/floor':>10} {'numpy/proj':>10} {'normals':>9} {'MFLOP':>8} {'projMB':>8}")
+          f"{'proj/floor':>10} {'proj/fl_sh':>10} {'numpy/proj':>10} {'normals':>9} {'MFLOP':>8} {'projMB':>8}")
     for arch, n, A, P in configs:
         r = bench_config(arch, n, A, P, min_time, args.max_direct, tuple(args.observables), rate,
                          skip_direct=args.no_direct, rounds=max(1, args.rounds))
         npy = r.get("numpy")
         speed = f"{r['projected'] / npy:10.1f}" if npy else "         -"
+        fsh = f"{r['floor_shapes'] / r['projected']:10.2f}" if "floor_shapes" in r else "         -"
         print(f"{arch:4} {n:5d} {A:3d} {P:3d} {_fmt_rate(r['projected'])} {_fmt_rate(r.get('direct'))} "
-              f"{_fmt_rate(npy)} {_fmt_rate(r['floor'])} {r['floor'] / r['projected']:10.2f} {speed} "
+              f"{_fmt_rate(npy)} {_fmt_rate(r['floor'])} {r['floor'] / r['projected']:10.2f} {fsh} {speed} "
               f"{r['normals']:9d} {r['flops'] / 1e6:8.1f} {r['proj_peak_MB']:8.1f}", flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# process peak RSS {rss:.0f} MB (includes the n x n weight buffers); load average at end {load:.2f}")
     print("# proj/floor = projected time / (normals time + Gram-Schmidt and update flops at the GEMM rate); "
-          "numpy/proj = NumPy materialised-weight time / projected time")
+          "proj/fl_sh = the same with the measured time of the kernel's GEMM calls at their (thin) shapes "
+          "instead of the flops at the GEMM rate; numpy/proj = NumPy materialised-weight time / projected time")
     return 0
 
 
