@@ -213,7 +213,7 @@ def bench_config(arch: str, n: int, A: int, P: int, min_time: float, max_direct:
     S.sample(prior, X, n, 1, method="projected", observables=observables)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    scratch = 8 * n * (2 * min(A * P, n) + 6 * P) if prior.shared else 8 * n * 4 * P
+    scratch = 8 * n * (2 * min(A * P, n) + 8 * P) if prior.shared else 8 * n * 4 * P
     out["proj_peak_MB"] = (peak + scratch) / 2**20
     key = stream_key(0, "bench")
     floor = _floor_fn(N, key)

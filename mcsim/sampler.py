@@ -622,7 +622,7 @@ def estimate_bytes(prior: Prior, seq: np.ndarray, width: int, resolved: str, obs
             rank_in = min(A1 * P, n_in + A1)
             N = rank_in * n + A * P * n + P * n_out
             kmax = max(1, min(A * P, n))
-            values += 2 * kmax * n + 3 * P * n + (A1 * P) ** 2 * 3
+            values += 2 * kmax * n + 5 * P * n + (A1 * P) ** 2 * 3
         else:
             N = (widths[0] if prior.bias == "static" else 0) + P * sum(widths) + P * n_out
             values += 3 * P * nmax
