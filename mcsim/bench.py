@@ -151,12 +151,15 @@ def _gemm_sequence_fn(n: int, A: int, P: int):
     """
     rng = np.random.default_rng(0)
     kmax = max(1, min(A * P, n))
-    Q = rng.standard_normal((kmax, n))
+    Q = rng.standard_normal((kmax, n)) / math.sqrt(n)
     WQ = rng.standard_normal((kmax, n))
-    Y = rng.standard_normal((P, n))
+    Y = rng.standard_normal((P, n)) / math.sqrt(n)
+    V = np.empty((P, n))
     tmp = np.empty((P, n))
-    cn = np.empty((kmax, P))
+    cn = rng.standard_normal((kmax, P)) / math.sqrt(kmax)
+    c2 = np.empty((kmax, P))
     G = np.empty((P, P))
+    T2 = 0.5 * np.eye(P)
 
     def run(reps):
         for _ in range(reps):
@@ -165,13 +168,13 @@ def _gemm_sequence_fn(n: int, A: int, P: int):
                 r = min(P, n - k)
                 if k:
                     for _rep in range(2):
-                        np.dot(Q[:k], Y.T, cn[:k])
-                        np.dot(cn[:k].T, Q[:k], tmp)
+                        np.dot(Q[:k], Y.T, c2[:k])
+                        np.dot(c2[:k].T, Q[:k], tmp)
                 np.dot(Y, Y.T, G)
                 if r:
-                    np.dot(cn[:r], Y, tmp[:r])
-                    np.dot(tmp[:r], tmp[:r].T, G[:r, :r])
-                    np.dot(G[:r, :r], tmp[:r], tmp[:r])
+                    np.dot(T2[:r], Y, V[:r])
+                    np.dot(V[:r], V[:r].T, G[:r, :r])
+                    np.dot(T2[:r, :r], V[:r], tmp[:r])
                 np.dot(cn[: k + r].T, WQ[: k + r], tmp)
                 np.dot(Y, Y.T, G)
                 np.dot(Y, Y.T, G)
