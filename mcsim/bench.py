@@ -24,8 +24,9 @@ inputs, relu, g^2 = 1.6, sigma^2 = 0.2) it measures, in the same run:
                per-realization Philox generator + ``standard_normal`` of that
                size) plus its Gram-Schmidt and update flops
                (:func:`mcsim.sampler.rnn_projection_flops`; the DNN has none) at
-               the single-core GEMM rate measured at the start of the run
-               (``C = A B`` with 512 x 512 matrices, best of several);
+               the single-core GEMM rate (``C = A B`` with 512 x 512 matrices),
+               measured at the start of the run and again in every round next
+               to the sampler, best of all (column ``GFLOP/s``);
 plus the ratios projected time / floor time and numpy time / projected time,
 and (RNN) ``proj/fl_sh``: projected time over the normals time plus the
 measured time of the kernel's BLAS calls at their own thin shapes
@@ -87,6 +88,14 @@ def _timed(fn, min_time: float, max_reps: int, min_reps: int = 1):
 
 def gemm_rate(size: int = GEMM_SIZE, min_time: float = 0.3, rounds: int = 3) -> float:
     """Single-core double-precision GEMM rate in flop/s (``C = A B``, ``size`` x ``size``, best of rounds)."""
+    run = _gemm_fn(size)
+    with S.single_thread_blas():
+        run(1)
+        best = min(_timed(run, min_time, 10000)[0] for _ in range(rounds))
+    return 2.0 * size**3 / best
+
+
+def _gemm_fn(size: int):
     rng = np.random.default_rng(0)
     A = rng.standard_normal((size, size))
     B = rng.standard_normal((size, size))
@@ -96,10 +105,7 @@ def gemm_rate(size: int = GEMM_SIZE, min_time: float = 0.3, rounds: int = 3) -> 
         for _ in range(reps):
             np.dot(A, B, out=C)
 
-    with S.single_thread_blas():
-        run(1)
-        best = min(_timed(run, min_time, 10000)[0] for _ in range(rounds))
-    return 2.0 * size**3 / best
+    return run
 
 
 def numpy_materialised_rnn(prior: Prior, X, n: int, reps: int, key: int) -> np.ndarray:
@@ -194,7 +200,12 @@ def _floor_fn(N: int, key: int):
 
 def bench_config(arch: str, n: int, A: int, P: int, min_time: float, max_direct: int,
                  observables, gemm_flops_per_s: float, skip_direct: bool = False, rounds: int = 3) -> dict:
-    """Measure one configuration; returns a dict of rates (realizations/s), floor and memory."""
+    """Measure one configuration; returns a dict of rates (realizations/s), floor and memory.
+
+    The GEMM rate of the floor is the best of ``gemm_flops_per_s`` and the rate
+    measured again in each of the interleaved rounds (the rate varies with the
+    load on the other core, so it is measured next to the sampler).
+    """
     prior = _prior(arch, A)
     X = _inputs(P)
     seq = S.check_inputs(prior, X)
@@ -221,11 +232,16 @@ def bench_config(arch: str, n: int, A: int, P: int, min_time: float, max_direct:
     key = stream_key(0, "bench")
     floor = _floor_fn(N, key)
     tp, tf = np.inf, np.inf
+    gemm = _gemm_fn(GEMM_SIZE)
     for _ in range(rounds):  # interleaved, best of `rounds`: robust against load from other processes
         t, reps = _timed(proj, min_time / rounds, 100000)
         tp = min(tp, t)
         t, _ = _timed(floor, min_time / rounds, 100000)
         tf = min(tf, t)
+        with S.single_thread_blas():
+            t, _ = _timed(gemm, 0.1, 10000)
+        gemm_flops_per_s = max(gemm_flops_per_s, 2.0 * GEMM_SIZE**3 / t)
+    out["gemm_rate"] = gemm_flops_per_s
     out["projected"] = 1.0 / tp
     out["proj_reps"] = reps
     out["normals_s"] = tf
@@ -309,11 +325,12 @@ def main(argv=None) -> int:
     rate = gemm_rate()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# mcsim bench: realizations/s on one core; relu, g2=1.6, sigma2=0.2; observables {args.observables}")
-    print(f"# single-core GEMM rate {rate / 1e9:.1f} GFLOP/s ({GEMM_SIZE}^3); load average at start {load:.2f} "
+    print(f"# single-core GEMM rate at start {rate / 1e9:.1f} GFLOP/s ({GEMM_SIZE}^3); load average at start {load:.2f} "
           f"on {os.cpu_count()} cores; min time per measurement {min_time} s; direct/numpy <= {args.max_direct} "
           "realizations")
     print(f"{'arch':4} {'n':>5} {'A':>3} {'P':>3} {'projected':>11} {'direct':>11} {'numpy':>11} {'floor':>11} "
-          f"{'proj/floor':>10} {'proj/fl_sh':>10} {'numpy/proj':>10} {'normals':>9} {'MFLOP':>8} {'projMB':>8}")
+          f"{'proj/floor':>10} {'proj/fl_sh':>10} {'numpy/proj':>10} {'normals':>9} {'MFLOP':>8} {'GFLOP/s':>7} "
+          f"{'projMB':>8}")
     for arch, n, A, P in configs:
         r = bench_config(arch, n, A, P, min_time, args.max_direct, tuple(args.observables), rate,
                          skip_direct=args.no_direct, rounds=max(1, args.rounds))
@@ -322,7 +339,8 @@ def main(argv=None) -> int:
         fsh = f"{r['floor_shapes'] / r['projected']:10.2f}" if "floor_shapes" in r else "         -"
         print(f"{arch:4} {n:5d} {A:3d} {P:3d} {_fmt_rate(r['projected'])} {_fmt_rate(r.get('direct'))} "
               f"{_fmt_rate(npy)} {_fmt_rate(r['floor'])} {r['floor'] / r['projected']:10.2f} {fsh} {speed} "
-              f"{r['normals']:9d} {r['flops'] / 1e6:8.1f} {r['proj_peak_MB']:8.1f}", flush=True)
+              f"{r['normals']:9d} {r['flops'] / 1e6:8.1f} {r['gemm_rate'] / 1e9:7.1f} {r['proj_peak_MB']:8.1f}",
+              flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# process peak RSS {rss:.0f} MB (includes the n x n weight buffers); load average at end {load:.2f}")

@@ -233,5 +233,5 @@ def test_bench_smoke(capsys):
                        "--max-direct", "1", "--rounds", "1", "--targets", "no"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("rnn")]
-    assert len(rows) == 1 and len(rows[0].split()) == 14
+    assert len(rows) == 1 and len(rows[0].split()) == 15
     assert "GEMM rate" in out
