@@ -1,9 +1,12 @@
 """Numba kernels for the finite-width samplers that do not depend on the activation (private).
 
 All kernels are small free functions; callers preallocate every output.
-Reductions (dot products, Gram matrices, matrix-vector products) are written
-as explicit loops with a *fixed* summation order, so results never depend on
-BLAS or on the number of threads.  No kernel uses ``np.dot`` / ``@``.
+Reductions over the O(P) pattern axis and the pattern Grams are explicit loops
+with a *fixed* summation order.  The large products of the RNN projection
+(Gram-Schmidt against the revealed basis, the update ``h += coef^T WQ``) are
+BLAS-3 GEMMs (``np.dot`` on contiguous 2-D float64 arrays, which Numba sends
+to SciPy's BLAS); their results are reproducible as long as BLAS runs on one
+thread, which :mod:`mcsim.sampler` enforces around every sampling call.
 
 Layout conventions
 ------------------
@@ -84,6 +87,22 @@ def gram(V, n, scale, out):
 
 
 @_kernel
+def gemm_gram(V, out):
+    """``out = V V^T`` as one BLAS GEMM, made exactly symmetric (lower triangle mirrored).
+
+    Parameters
+    ----------
+    V : ndarray, float64, shape (P, n), C-contiguous
+    out : ndarray, float64, shape (P, P), overwritten
+    """
+    np.dot(V, V.T, out)
+    P = V.shape[0]
+    for a in range(P):
+        for b in range(a):
+            out[b, a] = out[a, b]
+
+
+@_kernel
 def cross_gram(U, V, n, scale, out):
     """``out[a, b] = scale * U[a, :n] . V[b, :n]``.
 
@@ -122,6 +141,38 @@ def pivoted_cholesky(C, rtol, L, work):
     """
     m = C.shape[0]
     dmax = 0.0
+    for i in range(m):
+        if C[i, i] > dmax:
+            dmax = C[i, i]
+    piv = np.empty(m, dtype=np.int64)
+    return pivoted_cholesky_abs(C, rtol * dmax, L, work, piv)
+
+
+@_kernel
+def pivoted_cholesky_abs(C, thresh, L, work, piv):
+    """Diagonally pivoted Cholesky with an absolute stopping threshold.
+
+    As :func:`pivoted_cholesky`, but the elimination stops when the largest
+    remaining diagonal is ``<= thresh`` (``thresh >= 0``; nothing is factored
+    if every diagonal is ``<= thresh`` or the largest is not positive), and
+    the pivot order is returned.
+
+    Parameters
+    ----------
+    C : ndarray, float64, shape (m, m), symmetric positive semi-definite
+    thresh : float
+    L : ndarray, float64, shape (m, m), overwritten (column k = k-th factor column)
+    work : ndarray, float64, shape (m, m), scratch (residual matrix)
+    piv : ndarray, int64, shape (m,), overwritten: ``piv[k]`` = row of the k-th pivot (k < rank)
+
+    Returns
+    -------
+    int
+        The numerical rank r; ``m`` with ``L`` all NaN (and ``piv = 0..m-1``)
+        if ``C`` has a non-finite diagonal.
+    """
+    m = C.shape[0]
+    dmax = 0.0
     bad = False
     for i in range(m):
         for j in range(m):
@@ -134,12 +185,12 @@ def pivoted_cholesky(C, rtol, L, work):
     if bad:
         # overflow upstream: propagate NaN (the caller flags the realization)
         for i in range(m):
+            piv[i] = i
             for j in range(m):
                 L[i, j] = math.nan
         return m
     if not (dmax > 0.0):
         return 0
-    thresh = rtol * dmax
     used = np.zeros(m, dtype=np.bool_)
     rank = 0
     for k in range(m):
@@ -151,11 +202,12 @@ def pivoted_cholesky(C, rtol, L, work):
                 p = i
         if p < 0:
             break
-        piv = math.sqrt(work[p, p])
-        # L[p, k] = work[p, p] / piv (not piv itself) so duplicated rows of C
+        piv[k] = p
+        pv = math.sqrt(work[p, p])
+        # L[p, k] = work[p, p] / pv (not pv itself) so duplicated rows of C
         # give bitwise identical rows of L
         for i in range(m):
-            L[i, k] = work[i, p] / piv
+            L[i, k] = work[i, p] / pv
         for i in range(m):
             li = L[i, k]
             if li != 0.0:
@@ -166,6 +218,63 @@ def pivoted_cholesky(C, rtol, L, work):
         used[p] = True
         rank += 1
     return rank
+
+
+@_kernel
+def cholesky_lower(G, L):
+    """Cholesky factor ``G = L L^T`` of a small SPD matrix (no pivoting).
+
+    Parameters
+    ----------
+    G : ndarray, float64, shape (r, r), symmetric positive definite
+    L : ndarray, float64, shape (r, r), overwritten (lower triangular, zeros above)
+
+    Returns
+    -------
+    bool
+        False (``L`` all NaN) if a pivot is not positive and finite.
+    """
+    r = G.shape[0]
+    for i in range(r):
+        for j in range(r):
+            L[i, j] = 0.0
+    for j in range(r):
+        s = G[j, j]
+        for t in range(j):
+            s -= L[j, t] * L[j, t]
+        if not (s > 0.0 and math.isfinite(s)):
+            for i in range(r):
+                for c in range(r):
+                    L[i, c] = math.nan
+            return False
+        d = math.sqrt(s)
+        L[j, j] = d
+        for i in range(j + 1, r):
+            s = G[i, j]
+            for t in range(j):
+                s -= L[i, t] * L[j, t]
+            L[i, j] = s / d
+    return True
+
+
+@_kernel
+def lower_inverse(L, T):
+    """Inverse ``T = L^{-1}`` of a small lower-triangular matrix (forward substitution).
+
+    Parameters
+    ----------
+    L : ndarray, float64, shape (r, r), lower triangular (entries above the diagonal ignored)
+    T : ndarray, float64, shape (r, r), overwritten (lower triangular, zeros above)
+    """
+    r = L.shape[0]
+    for j in range(r):
+        for i in range(r):
+            T[i, j] = 0.0
+        for i in range(j, r):
+            s = 1.0 if i == j else 0.0
+            for t in range(j, i):
+                s -= L[i, t] * T[t, j]
+            T[i, j] = s / L[i, i]
 
 
 @_kernel
@@ -231,38 +340,8 @@ def sample_readout(C, rtol, Z, off, n_out, L, work, yo, G, y_out, chat_out):
 
 
 # ----------------------------------------------------------------------------
-# Direct (materialised) sampler helpers and pairwise Grams
+# Direct (materialised) sampler helper and pairwise Grams
 # ----------------------------------------------------------------------------
-@_kernel
-def matvec_acc(WT, V, scale, out, tmp):
-    """``out[p, i] += scale * sum_j WT[j, i] * V[p, j]`` (i.e. ``out += scale * V @ WT``).
-
-    ``WT`` is a materialised weight matrix stored transposed (fan-in rows), so
-    the inner loop runs over contiguous output units; the sum over ``j`` is
-    accumulated in fixed order ``j = 0, 1, ...`` for every output unit.
-
-    Parameters
-    ----------
-    WT : ndarray, float64, shape (m, n)
-    V : ndarray, float64, shape (P, >= m)
-    scale : float
-    out : ndarray, float64, shape (P, >= n), updated in place on [:, :n]
-    tmp : ndarray, float64, shape (>= n,), scratch
-    """
-    m = WT.shape[0]
-    n = WT.shape[1]
-    for p in range(V.shape[0]):
-        for i in range(n):
-            tmp[i] = 0.0
-        for j in range(m):
-            v = V[p, j]
-            if v != 0.0:
-                for i in range(n):
-                    tmp[i] += WT[j, i] * v
-        for i in range(n):
-            out[p, i] += scale * tmp[i]
-
-
 @_kernel
 def add_scaled_vector(out, z, n, scale):
     """``out[p, :n] += scale * z[:n]`` for every row ``p`` of ``out``."""

@@ -18,8 +18,10 @@ the factory binds
 
 ``nogil`` lets the MPI dispatcher thread on rank 0 answer block requests while
 rank 0's main thread is inside a kernel.  The conventions (pattern-major
-blocks, fixed summation order, caller-preallocated outputs) are those of
-:mod:`mcsim._kernels`, whose kernels these call.
+blocks, fixed summation order of the loops, BLAS GEMMs via ``np.dot`` that are
+reproducible because :mod:`mcsim.sampler` pins BLAS to one thread,
+caller-preallocated outputs) are those of :mod:`mcsim._kernels`, whose kernels
+these call.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import math
 
 import numpy as np
 
-from mcsim._kernels import _dot, correlate_rows, gram, pivoted_cholesky, sample_readout
+from mcsim._kernels import (cholesky_lower, correlate_rows, gemm_gram, gram, lower_inverse, pivoted_cholesky,
+                            pivoted_cholesky_abs, sample_readout)
 from mcsim._kernelsets import _bound_names
 
 phi, _kernel = _bound_names(__name__)
@@ -148,8 +151,13 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
 # ----------------------------------------------------------------------------
 # RNN, projected (conditional) sampler
 # ----------------------------------------------------------------------------
+#: a new direction whose scaled Cholesky pivot is below this gets a third
+#: projection against the basis (its normalisation amplifies rounding errors)
+_REPROJECT_BELOW = 1e-2
+
+
 @_kernel
-def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol,
+def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
                         keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks):
     """Sample a block of weight-shared RNN realizations by conditioning on W.
 
@@ -157,15 +165,26 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     of all steps are drawn jointly: ``U = L_in Z_in`` with the fixed factor
     ``L_in`` of their ((A+1)P)^2 covariance.  The recurrent weight W is never
     formed: an orthonormal basis ``Q`` (k x n, rows) of all vectors W has been
-    applied to is kept together with ``WQ``; for a new block ``Phi`` the
-    component outside span(Q) (classical Gram-Schmidt applied twice) is
-    factored by a pivoted modified Gram-Schmidt ``R = Q' S`` that drops
-    directions with norm ``<= rtol * |Phi_alpha|``, and ``W Q'`` is drawn
-    fresh as ``sqrt(g^2/n) Z'``.  Then ``W Phi = (WQ) c + (WQ') S``.
+    applied to is kept together with ``WQ``.  For the block ``Phi`` (P x n) of
+    step a (all GEMMs, BLAS-3):
+
+    1. block classical Gram-Schmidt twice against ``Q``:
+       ``C1 = Q Phi^T``, ``Y = Phi - C1^T Q``, ``C2 = Q Y^T``, ``Y -= C2^T Q``;
+       ``coef = C1 + C2``;
+    2. the residual block ``Y`` is factored ``Y = Lu V`` by a pivoted Cholesky
+       of its Gram with rows scaled by ``1/|Phi_alpha|``; a residual
+       ``<= rtol |Phi_alpha|`` (numerically inside the span) is dropped;
+       ``V = Lu_piv^{-1} Y_piv`` (Cholesky-QR);
+    3. if a pivot is small (``< _REPROJECT_BELOW``) ``V`` is projected against
+       ``Q`` once more; a second Cholesky-QR ``V = L2 Q'`` makes the new
+       directions orthonormal to working precision;
+    4. ``W Q' = sqrt(g^2/n) Z'`` is drawn fresh (W restricted to orthonormal
+       directions outside span(Q) is independent of ``W Q``), and
+       ``h^(a) = U[a] + coef^T WQ`` (one GEMM over the k + r directions).
 
     Normal consumption per realization (flat row of ``Z``):
     ``[Z_in: rank_in x n] [step 1: P x n] ... [step A: P x n] [readout: P x n_out]``;
-    step a uses the first (number of new directions) n-blocks of its P.
+    step a uses the first r (number of new directions) n-blocks of its P.
 
     Parameters
     ----------
@@ -175,7 +194,9 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     L_in : ndarray, float64, shape (A+1, P, rank_in)  (factor rows per (a, alpha))
     rank_in : int
     g2_out, sigma2_out : float  (readout weight and bias variances)
-    rtol : float
+    rtol : float  (relative residual ``|Y_alpha| / |Phi_alpha|`` below which a
+        direction is dropped; >= 1e-7, the resolution of the Gram-based rank decision)
+    chol_rtol : float  (pivoted Cholesky tolerance of the readout, :func:`sample_readout`)
     keep_h, keep_phi : bool  (store h^(a) into H, phi(h^(a)) into PHI)
     y : out, shape (R, P, n_out)
     chat_d, caux_d : out, shape (R, A+2, P, P); caux_d[:, 0] and the readout
@@ -198,17 +219,24 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     h = np.empty((P, n))
     phi = np.empty((P, n))
     res = np.empty((P, n))
+    tmp = np.empty((P, n))
+    V = np.empty((P, n))
     coef = np.empty((kmax, P))
     cn = np.empty((kmax, P))
     nrm0 = np.empty(P)
-    rn = np.empty(P)
-    done = np.zeros(P, dtype=np.bool_)
+    sc = np.empty(P)
+    piv = np.empty(P, dtype=np.int64)
+    M = np.empty((P, P))
+    Lm = np.empty((P, P))
+    Lu = np.empty((P, P))
     G = np.empty((P, P))
+    Gphi = np.empty((P, P))
     C = np.empty((P, P))
     L = np.empty((P, P))
     work = np.empty((P, P))
     yo = np.empty((P, max(n_out, 1)))
     sw = math.sqrt(g2 / n)
+    thresh = rtol * rtol
     for r in range(R):
         z = Z[r]
         k = 0
@@ -218,88 +246,111 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
         for a in range(A1):
             if a > 0:
                 # W phi(h^(a-1)) by conditioning on the revealed W Q
-                # block classical Gram-Schmidt, applied twice (CGS2); loops run
-                # over the basis vector t outside and the pattern inside so each
-                # Q[t] is streamed once per pass for all P patterns
+                # 1. block CGS2 against the basis (GEMMs)
+                gemm_gram(phi, Gphi)
                 for al in range(P):
-                    nrm0[al] = math.sqrt(_dot(phi[al], phi[al], n))
+                    nrm0[al] = math.sqrt(Gphi[al, al])
+                    sc[al] = 1.0 / nrm0[al] if nrm0[al] > 0.0 else 0.0
                     for j in range(n):
                         res[al, j] = phi[al, j]
-                    for t in range(k):
-                        coef[t, al] = 0.0
-                for rep in range(2):
-                    for t in range(k):
+                if k > 0:
+                    Qk = Q[:k]
+                    for rep in range(2):
+                        np.dot(Qk, res.T, cn[:k])
+                        np.dot(cn[:k].T, Qk, tmp)
                         for al in range(P):
-                            cn[t, al] = _dot(Q[t], res[al], n)
-                    for t in range(k):
-                        for al in range(P):
-                            ct = cn[t, al]
-                            coef[t, al] += ct
                             for j in range(n):
-                                res[al, j] -= ct * Q[t, j]
-                # pivoted MGS on the residual block
-                k0 = k
-                for al in range(P):
-                    rn[al] = math.sqrt(_dot(res[al], res[al], n))
-                    # already (numerically) inside span(Q): its residual is dropped
-                    done[al] = not (rn[al] > rtol * nrm0[al])
-                newdir = 0
-                for it in range(P):
-                    p = -1
-                    best = 0.0
-                    for al in range(P):
-                        if not done[al] and rn[al] > best:
-                            best = rn[al]
-                            p = al
-                    if p < 0 or k >= kmax:
-                        break
-                    done[p] = True
-                    nv = rn[p]
-                    for j in range(n):
-                        Q[k, j] = res[p, j] / nv
-                    # re-orthogonalise against earlier new directions of this step
-                    for t in range(k0, k):
-                        ct = _dot(Q[t], Q[k], n)
-                        for j in range(n):
-                            Q[k, j] -= ct * Q[t, j]
-                    qn = math.sqrt(_dot(Q[k], Q[k], n))
-                    for j in range(n):
-                        Q[k, j] /= qn
-                    base = off + newdir * n
-                    for j in range(n):
-                        WQ[k, j] = sw * z[base + j]
-                    for al in range(P):
-                        coef[k, al] = 0.0
-                    coef[k, p] = _dot(Q[k], res[p], n)
-                    for al in range(P):
-                        if not done[al]:
-                            ct = _dot(Q[k], res[al], n)
-                            coef[k, al] = ct
-                            for j in range(n):
-                                res[al, j] -= ct * Q[k, j]
-                            rn[al] = math.sqrt(_dot(res[al], res[al], n))
-                            if not (rn[al] > rtol * nrm0[al]):
-                                # numerically inside the span: drop the rest exactly
-                                done[al] = True
-                    k += 1
-                    newdir += 1
-                off += P * n
-                # h^(a) = U[a] + WQ coef
-                correlate_rows(z, 0, n, L_in[a], rank_in, h)
-                for t in range(k):
-                    for al in range(P):
-                        ct = coef[t, al]
-                        if ct != 0.0:
-                            for j in range(n):
-                                h[al, j] += ct * WQ[t, j]
-                gram(phi, n, g2 / n, G)
+                                res[al, j] -= tmp[al, j]
+                        if rep == 0:
+                            for t in range(k):
+                                for al in range(P):
+                                    coef[t, al] = cn[t, al]
+                        else:
+                            for t in range(k):
+                                for al in range(P):
+                                    coef[t, al] += cn[t, al]
+                # 2. pivoted Cholesky of the scaled residual Gram: Y = Lu V
+                np.dot(res, res.T, M)
                 for i in range(P):
                     for j in range(P):
-                        caux_d[r, a, i, j] += G[i, j]
-            gram(h, n, 1.0 / n, G)
+                        M[i, j] *= sc[i] * sc[j]
+                rnk = pivoted_cholesky_abs(M, thresh, Lm, work, piv)
+                if rnk > kmax - k:
+                    rnk = kmax - k
+                # Lu[al, j] = |Phi_al| Lm[al, j], exactly lower triangular in pivot order
+                small = False
+                for al in range(P):
+                    for j in range(P):
+                        Lu[al, j] = nrm0[al] * Lm[al, j] if j < rnk else 0.0
+                for j in range(rnk):
+                    for i in range(j):
+                        Lu[piv[i], j] = 0.0
+                    if not (Lm[piv[j], j] >= _REPROJECT_BELOW):
+                        small = True
+                if rnk > 0:
+                    # V = Lu_piv^{-1} Y_piv as one GEMM: Tf[j, piv[i]] = (Lu_piv^{-1})[j, i]
+                    Lp = np.empty((rnk, rnk))
+                    Tp = np.empty((rnk, rnk))
+                    for j in range(rnk):
+                        for i in range(rnk):
+                            Lp[j, i] = Lu[piv[j], i]
+                    lower_inverse(Lp, Tp)
+                    Tf = np.zeros((rnk, P))
+                    for j in range(rnk):
+                        for i in range(j + 1):
+                            Tf[j, piv[i]] = Tp[j, i]
+                    Vr = V[:rnk]
+                    np.dot(Tf, res, Vr)
+                    # 3. a third projection against the basis if a pivot is small
+                    if small and k > 0:
+                        Dc = np.dot(Q[:k], Vr.T)  # (k, rnk)
+                        Dt = np.ascontiguousarray(Dc.T)
+                        np.dot(Dt, Q[:k], tmp[:rnk])
+                        for j in range(rnk):
+                            for i in range(n):
+                                V[j, i] -= tmp[j, i]
+                        # coef[:k] += Dc Lu^T
+                        for t in range(k):
+                            for al in range(P):
+                                s = 0.0
+                                for j in range(rnk):
+                                    s += Dc[t, j] * Lu[al, j]
+                                coef[t, al] += s
+                    # second Cholesky-QR: V = L2 Q'
+                    G2 = np.dot(Vr, Vr.T)
+                    L2 = np.empty((rnk, rnk))
+                    T2 = np.empty((rnk, rnk))
+                    cholesky_lower(G2, L2)
+                    lower_inverse(L2, T2)
+                    np.dot(T2, Vr, Q[k:k + rnk])
+                    # coef[k + i, al] = sum_j Lu[al, j] L2[j, i]
+                    for i in range(rnk):
+                        for al in range(P):
+                            s = 0.0
+                            for j in range(i, rnk):
+                                s += Lu[al, j] * L2[j, i]
+                            coef[k + i, al] = s
+                    # 4. fresh W on the new directions
+                    for i in range(rnk):
+                        base = off + i * n
+                        for j in range(n):
+                            WQ[k + i, j] = sw * z[base + j]
+                    k += rnk
+                off += P * n
+                # h^(a) = U[a] + coef^T WQ
+                correlate_rows(z, 0, n, L_in[a], rank_in, h)
+                if k > 0:
+                    np.dot(coef[:k].T, WQ[:k], tmp)
+                    for al in range(P):
+                        for j in range(n):
+                            h[al, j] += tmp[al, j]
+                for i in range(P):
+                    for j in range(P):
+                        caux_d[r, a, i, j] += (g2 / n) * Gphi[i, j]
+            gemm_gram(h, G)
             for i in range(P):
                 for j in range(P):
-                    chat_d[r, a, i, j] = G[i, j]
+                    chat_d[r, a, i, j] = (1.0 / n) * G[i, j]
             if keep_h:
                 for i in range(P):
                     for j in range(n):
@@ -311,9 +362,9 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                         PHI[r, a, i, j] = phi[i, j]
         ranks[r] = k
         # readout: independent W_out, rows of y ~ N(0, g2_out/n Phi^T Phi + sigma_out^2 11^T)
-        gram(phi, n, g2_out / n, G)
+        gemm_gram(phi, Gphi)
         for i in range(P):
             for j in range(P):
-                C[i, j] = G[i, j] + sigma2_out
+                C[i, j] = (g2_out / n) * Gphi[i, j] + sigma2_out
                 caux_d[r, A1, i, j] = C[i, j]
-        sample_readout(C, rtol, z, off, n_out, L, work, yo, G, y[r], chat_d[r, A1])
+        sample_readout(C, chol_rtol, z, off, n_out, L, work, yo, G, y[r], chat_d[r, A1])

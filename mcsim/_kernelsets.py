@@ -57,7 +57,7 @@ _HERE = Path(__file__).resolve().parent
 _TEMPLATE = _HERE / "_kernels_act.py"
 
 SHARED_KERNELS = ("gram", "cross_gram", "pivoted_cholesky", "correlate_rows", "sample_readout",
-                  "matvec_acc", "add_scaled_vector", "pair_grams")
+                  "add_scaled_vector", "pair_grams")
 """Kernels of :mod:`mcsim._kernels` that every set exposes."""
 OWN_KERNELS = ("apply_act", "dnn_projected_block", "rnn_projected_block")
 """Kernels compiled per activation from :mod:`mcsim._kernels_act`."""
@@ -85,7 +85,7 @@ class KernelSet:
         The generated source file (disk-cached sets only).
     apply_act, dnn_projected_block, rnn_projected_block : numba dispatcher
         This set's kernels (see :mod:`mcsim._kernels_act`).
-    gram, cross_gram, pivoted_cholesky, correlate_rows, sample_readout, matvec_acc, add_scaled_vector, pair_grams
+    gram, cross_gram, pivoted_cholesky, correlate_rows, sample_readout, add_scaled_vector, pair_grams
         The shared kernels of :mod:`mcsim._kernels`.
     """
 

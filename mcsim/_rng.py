@@ -34,11 +34,14 @@ import numpy as np
 
 _TAG = b"mcsim-v1\0"
 
-SAMPLER_STREAM_VERSION = 2
+SAMPLER_STREAM_VERSION = 3
 """Version of the realization numbers (see the module docstring); bump when they change.
 
 History: 1 = stores written before versions were recorded (never reused);
-2 = first recorded version (point key scheme ``mcsim-point-key-v2``)."""
+2 = first recorded version (point key scheme ``mcsim-point-key-v2``);
+3 = BLAS-3 RNN projection (block CGS2 + Cholesky-QR), GEMM direct sampler,
+distinct patterns drawn once (the number of normals consumed depends on the
+number of distinct patterns)."""
 
 
 def stream_key(seed: int, point_key: str) -> int:

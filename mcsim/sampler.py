@@ -34,7 +34,9 @@ undefined (vectors of different length) and requesting them is an error.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -62,10 +64,51 @@ from ._rng import realization_generator, stream_key
 
 #: relative pivot tolerance of the pivoted Cholesky factorisations (P x P Grams)
 CHOLESKY_RTOL = 1e-12
-#: relative tolerance below which a residual direction is dropped (RNN projection)
-PROJECTION_RTOL = 1e-11
+#: relative residual ``|Y_alpha| / |phi_alpha|`` below which a new direction is dropped
+#: (RNN projection): the rank decision is made on a Gram matrix, which resolves
+#: relative residuals down to about sqrt(machine eps) = 1.5e-8; 1e-6 keeps it
+#: well above that noise, and a dropped direction changes ``W phi`` by less than
+#: 1e-6 of its norm
+PROJECTION_RTOL = 1e-6
 #: target size (float64 values) of one block of pre-drawn normals
 _CHUNK_VALUES = 1 << 21
+
+
+# ----------------------------------------------------------------------------
+# BLAS threads
+# ----------------------------------------------------------------------------
+_BLAS_LOCK = threading.Lock()
+_BLAS_CONTROLLER = None
+
+
+def _blas_controller():
+    """The process's ``threadpoolctl.ThreadpoolController`` (created on first use, not at import).
+
+    SciPy's BLAS, which Numba's ``np.dot`` calls inside the kernels, is loaded
+    first so that the controller sees it next to NumPy's.
+    """
+    global _BLAS_CONTROLLER
+    with _BLAS_LOCK:
+        if _BLAS_CONTROLLER is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS of numba's np.dot)
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_CONTROLLER = ThreadpoolController()
+        return _BLAS_CONTROLLER
+
+
+@contextlib.contextmanager
+def single_thread_blas():
+    """Run the block with every loaded BLAS limited to one thread (restored afterwards).
+
+    Sampling runs inside this context (:func:`draw`, hence :func:`sample`,
+    :func:`sample_point` and the MPI block worker): a GEMM's summation order,
+    hence a realization's numbers, must not depend on how many threads BLAS
+    happens to use, and parallelism comes from MPI ranks, not threads (on a
+    shared node, BLAS threads of several ranks also oversubscribe the cores).
+    """
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
 
 
 # ----------------------------------------------------------------------------
@@ -163,9 +206,14 @@ def _deterministic_caux(prior: Prior, seq: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # cost model
 # ----------------------------------------------------------------------------
-_NS_PER_NORMAL = 10.0
-_NS_PER_FLOP = 1.0
-_NS_PER_FLOP_DIRECT = 0.5
+_NS_PER_NORMAL = 20.0
+"""ns per standard normal (Philox + ziggurat; measured 21 ns on the 2-core test machine)."""
+_NS_PER_GEMM_FLOP = 0.06
+"""ns per flop of the BLAS-3 products (single-thread GEMMs of the shapes used, about 15 GFLOP/s)."""
+_NS_PER_LOOP_FLOP = 0.5
+"""ns per flop of the Numba loops (P x P Grams, input correlation, DNN projection)."""
+_NS_PER_LAYER_DIRECT = 20000.0
+"""Python overhead of one layer/step of the direct sampler, ns."""
 
 
 def _normals_projected(prior: Prior, widths: np.ndarray, P: int, rank_in: int) -> int:
@@ -177,7 +225,34 @@ def _normals_projected(prior: Prior, widths: np.ndarray, P: int, rank_in: int) -
     return total + P * int(widths.sum()) + P * prior.n_out
 
 
+def rnn_projection_flops(n: int, A: int, P: int) -> float:
+    """Flops of the Gram-Schmidt and update GEMMs of one projected RNN realization.
+
+    For step a = 1..A with basis size ``k = min((a-1) P, n)`` before the step
+    and ``r = min(P, n - k)`` new directions (the generic case; repeated or
+    dependent patterns need fewer): block CGS2 against the basis
+    ``8 k P n``, the scaled residual Gram ``2 P^2 n``, Cholesky-QR
+    ``2 r P n + 4 r^2 n`` and the update ``h += coef^T WQ``: ``2 (k + r) P n``.
+    The optional third projection of ill-conditioned blocks is not counted.
+
+    Parameters
+    ----------
+    n, A, P : int
+        Width, depth and number of (distinct) patterns.
+
+    Returns
+    -------
+    float
+    """
+    ks = np.minimum(np.arange(A, dtype=float) * P, n)
+    rs = np.minimum(P, n - ks)
+    per_step = 8 * ks * P * n + 2 * P * P * n + 2 * rs * P * n + 4 * rs * rs * n + 2 * (ks + rs) * P * n
+    return float(np.sum(per_step))
+
+
 def _cost(prior: Prior, seq: np.ndarray, width: int) -> dict:
+    """Model of the ns per realization of both samplers (the distinct patterns of ``seq`` are drawn)."""
+    seq, _ = _distinct_patterns(seq)
     widths = prior.widths(width).astype(float)
     P, A1, n_in = seq.shape
     A = A1 - 1
@@ -186,30 +261,32 @@ def _cost(prior: Prior, seq: np.ndarray, width: int) -> dict:
     if prior.shared:
         n = widths[0]
         draws_d = n * n * (A >= 1) + n * n_in * xnz.any() + n * n_out
-        flops_d = 2 * A * n * n * P + 2 * A1 * n * n_in * P * xnz.any()
+        gemm_d = 2 * A * n * n * P + 2 * A1 * n * n_in * P * xnz.any()
         rank_in = min(A1 * P, (n_in if xnz.any() else 0) + A1)
         draws_p = rank_in * n + A * P * n + P * n_out
-        ks = np.minimum(np.arange(1, A + 1) * P, n)
-        flops_p = float(np.sum(8 * n * ks * P)) + 2 * A1 * n * rank_in * P
+        gemm_p = rnn_projection_flops(int(n), A, P)
+        # input correlation (factor columns touching each step) and the P x P Grams
+        loop_p = 2 * n * P * float(np.sum(np.minimum(P, n_in) * xnz + 1)) + 4 * A1 * P * P * n
     else:
         prev = widths[:-1]
         draws_d = float(np.sum(prev * widths[1:])) + float(np.sum(widths * n_in * xnz)) + widths[-1] * n_out
-        flops_d = 2 * P * draws_d
+        gemm_d = 2 * P * draws_d
         draws_p = P * widths.sum() + P * n_out
-        flops_p = float(np.sum(widths * (4 * P * P + 4 * P)))
+        gemm_p = 0.0
+        loop_p = float(np.sum(widths * (4 * P * P + 4 * P)))
     return {
-        "direct": draws_d * _NS_PER_NORMAL + flops_d * _NS_PER_FLOP_DIRECT,
-        "projected": draws_p * _NS_PER_NORMAL + flops_p * _NS_PER_FLOP,
+        "direct": draws_d * _NS_PER_NORMAL + gemm_d * _NS_PER_GEMM_FLOP + (A1 + 1) * _NS_PER_LAYER_DIRECT,
+        "projected": draws_p * _NS_PER_NORMAL + gemm_p * _NS_PER_GEMM_FLOP + loop_p * _NS_PER_LOOP_FLOP,
     }
 
 
 def resolve_method(prior: Prior, X, width: int, method: str = "auto") -> str:
     """Resolve ``method`` ("direct", "projected" or "auto") to a concrete sampler.
 
-    ``auto`` compares a cost model (ns per Gaussian draw and per flop) of both
-    samplers: the projected DNN wins unless P is comparable to n; the projected
-    RNN loses when ``A P`` approaches ``n`` (its Gram-Schmidt cost grows as
-    ``n (A P)^2``).
+    ``auto`` compares a cost model (ns per Gaussian draw, per GEMM flop and
+    per Numba-loop flop) of both samplers: the projected DNN wins unless P is
+    comparable to n; the projected RNN loses when ``A P`` approaches ``n``
+    (its Gram-Schmidt cost grows as ``n (A P)^2``, :func:`rnn_projection_flops`).
 
     Parameters
     ----------
@@ -311,7 +388,7 @@ def _sample_projected(s: _Setup, kern, key, start, R, keep_h, keep_phi):
         if s.prior.shared:
             kern.rnn_projected_block(
                 Zc, int(s.widths[0]), n_out, float(s.g2[1]) if s.A > 0 else 0.0,
-                float(s.g2[A1]), float(s.sigma2[A1]), L_in, rank_in, PROJECTION_RTOL,
+                float(s.g2[A1]), float(s.sigma2[A1]), L_in, rank_in, PROJECTION_RTOL, CHOLESKY_RTOL,
                 keep_h, keep_phi, y[sl], chat_d[sl], caux_d[sl],
                 H[sl] if keep_h else H, PHI[sl] if keep_phi else PHI, ranks[sl],
             )
@@ -359,7 +436,10 @@ def _fan_in_weights(rng, shared: bool, cached, buf: np.ndarray, rows: int, cols:
 
 
 def _sample_direct(s: _Setup, kern, key, start, R, keep_h, keep_phi):
-    """Reference sampler: materialise every weight matrix (stored transposed, fan-in rows)."""
+    """Reference sampler: materialise every weight matrix (stored transposed, fan-in rows).
+
+    Each layer/step is one BLAS GEMM ``Phi (P x n_{a-1}) @ W^T (n_{a-1} x n_a)``.
+    """
     P, A1, n_in = s.P, s.A1, s.n_in
     n_out = s.n_out
     widths = [int(w) for w in s.widths]
@@ -370,7 +450,6 @@ def _sample_direct(s: _Setup, kern, key, start, R, keep_h, keep_phi):
     H = np.empty((R, A1, P, nmax)) if keep_h else None
     PHI = np.empty((R, A1, P, nmax)) if keep_phi else None
     wbuf = np.empty(max([nmax * nmax, nmax * n_in, 1]))
-    tmp = np.empty(nmax)
     G = np.empty((P, P))
     shared = s.prior.shared
     sig = s.sigma2
@@ -389,11 +468,11 @@ def _sample_direct(s: _Setup, kern, key, start, R, keep_h, keep_phi):
                 nprev = widths[a - 1]
                 WT = _fan_in_weights(rng, shared, W_rec, wbuf, nprev, na)
                 W_rec = WT if shared else None
-                kern.matvec_acc(WT, phi, math.sqrt(s.g2[a] / nprev), h, tmp)
+                h += math.sqrt(s.g2[a] / nprev) * (phi @ WT)
             if s.xnz[a]:
                 WinT = _fan_in_weights(rng, shared, Win, wbuf, n_in, na)
                 Win = WinT if shared else None
-                kern.matvec_acc(WinT, s.Xa[a], math.sqrt(s.g2[0] / n_in), h, tmp)
+                h += math.sqrt(s.g2[0] / n_in) * (s.Xa[a] @ WinT)
             if s.static:
                 if xi_static is not None:
                     kern.add_scaled_vector(h, xi_static, na, math.sqrt(sig[0]))
@@ -414,7 +493,7 @@ def _sample_direct(s: _Setup, kern, key, start, R, keep_h, keep_phi):
         nA = widths[-1]
         yo = np.zeros((P, n_out))
         WT = _fan_in_weights(rng, False, None, wbuf, nA, n_out)
-        kern.matvec_acc(WT, phi, math.sqrt(s.g2[A1] / nA), yo, tmp)
+        yo += math.sqrt(s.g2[A1] / nA) * (phi @ WT)
         if sig[A1] > 0:
             kern.add_scaled_vector(yo, rng.standard_normal(n_out), n_out, math.sqrt(sig[A1]))
         kern.gram(phi, nA, s.g2[A1] / nA, G)
@@ -543,7 +622,7 @@ def estimate_bytes(prior: Prior, seq: np.ndarray, width: int, resolved: str, obs
             rank_in = min(A1 * P, n_in + A1)
             N = rank_in * n + A * P * n + P * n_out
             kmax = max(1, min(A * P, n))
-            values += 2 * kmax * n + 3 * P * n + (A1 * P) ** 2 * 3
+            values += 2 * kmax * n + 5 * P * n + (A1 * P) ** 2 * 3
         else:
             N = (widths[0] if prior.bias == "static" else 0) + P * sum(widths) + P * n_out
             values += 3 * P * nmax
@@ -654,18 +733,21 @@ def draw(prep: PreparedPoint, start: int, R: int) -> dict:
         As :func:`sample`.
     """
     prior = prep.prior
-    s = _Setup(prior, prep.seq, prep.width)
+    useq, inv = _distinct_patterns(prep.seq)
+    s = _Setup(prior, useq, prep.width)
     obs = prep.observables
     kern = _kernels_for(prior)
     key = stream_key(prep.seed, prep.point_key)
     keep_h = "chat" in obs
     keep_phi = "caux" in obs and prior.shared
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), single_thread_blas():
         if prep.resolved == "projected":
             y, chat_d, caux_d, H, PHI = _sample_projected(s, kern, key, start, R, keep_h, keep_phi)
         else:
             y, chat_d, caux_d, H, PHI = _sample_direct(s, kern, key, start, R, keep_h, keep_phi)
         out = _assemble(s, kern, obs, y, chat_d, caux_d, H, PHI)
+        if useq.shape[0] < prep.seq.shape[0]:
+            _expand_patterns(out, inv)
         overflow = ~(
             np.isfinite(y).all(axis=(1, 2))
             & np.isfinite(chat_d).all(axis=(1, 2, 3))
@@ -681,6 +763,52 @@ def draw(prep: PreparedPoint, start: int, R: int) -> dict:
             stacklevel=3,
         )
     return out
+
+
+def _distinct_patterns(seq: np.ndarray):
+    """The bitwise-distinct input patterns and the map from every pattern to its copy.
+
+    Identical inputs give identical network states in every realization, so
+    the samplers draw each distinct pattern once and the observables are
+    expanded afterwards (:func:`_expand_patterns`): duplicated patterns are
+    bitwise identical whatever the summation order of BLAS in the sampler.
+
+    Parameters
+    ----------
+    seq : ndarray of float64, shape (P, A+1, n_in)
+
+    Returns
+    -------
+    useq : ndarray of float64, shape (U, A+1, n_in)
+        The distinct patterns in order of first occurrence (``seq`` itself if all are distinct).
+    inv : ndarray of int64, shape (P,)
+        ``seq[p]`` is bitwise equal to ``useq[inv[p]]``.
+    """
+    first: dict = {}
+    keep = []
+    inv = np.empty(seq.shape[0], dtype=np.int64)
+    for p in range(seq.shape[0]):
+        inv[p] = first.setdefault(np.ascontiguousarray(seq[p]).tobytes(), len(keep))
+        if inv[p] == len(keep):
+            keep.append(p)
+    if len(keep) == seq.shape[0]:
+        return seq, inv
+    return np.ascontiguousarray(seq[keep]), inv
+
+
+#: pattern axes of every observable (see the module docstring for the shapes)
+_PATTERN_AXES = {"y": (1,), "chat": (3, 4), "caux": (3, 4), "chat_diag": (2, 3), "caux_diag": (2, 3),
+                 "chat_readout": (1, 2), "caux_readout": (1, 2)}
+
+
+def _expand_patterns(out: dict, inv: np.ndarray) -> None:
+    """Expand the observables in ``out`` (in place) from distinct patterns to all (``inv`` of :func:`_distinct_patterns`)."""
+    for name, axes in _PATTERN_AXES.items():
+        if name in out:
+            v = out[name]
+            for ax in axes:
+                v = np.take(v, inv, axis=ax)
+            out[name] = v
 
 
 def _assemble(s: _Setup, kern, obs, y, chat_d, caux_d, H, PHI) -> dict:
@@ -702,7 +830,9 @@ def _assemble(s: _Setup, kern, obs, y, chat_d, caux_d, H, PHI) -> dict:
             full = np.zeros((R, A1 + 1, A1 + 1, P, P))
             n = int(s.widths[0])
             kern.pair_grams(np.ascontiguousarray(H[:, :, :, :n]), n, 1.0 / n, full)
-            full[:, A1, A1] = chat_d[:, A1]
+            # equal-layer blocks: the sampler's own values (its Grams may be GEMMs)
+            for a in range(A1 + 1):
+                full[:, a, a] = chat_d[:, a]
             out[o] = full
         elif o == "caux":
             full = np.zeros((R, A1 + 1, A1 + 1, P, P))
@@ -713,10 +843,9 @@ def _assemble(s: _Setup, kern, obs, y, chat_d, caux_d, H, PHI) -> dict:
                     tmp = np.zeros((R, A1 - 1, A1 - 1, P, P))
                     kern.pair_grams(np.ascontiguousarray(PHI[:, : A1 - 1, :, :n]), n, float(s.g2[1]) / n, tmp)
                     full[:, 1:A1, 1:A1] += tmp
-            else:
-                for a in range(A1):
-                    full[:, a, a] = caux_d[:, a]
-            full[:, A1, A1] = caux_d[:, A1]
+            # equal-layer blocks: the sampler's own values (its Grams may be GEMMs)
+            for a in range(A1 + 1):
+                full[:, a, a] = caux_d[:, a]
             out[o] = full
     return out
 
