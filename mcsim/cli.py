@@ -1,4 +1,4 @@
-"""Command line interface: ``python -m mcsim {run,finalize,info,bench}``.
+"""Command line interface: ``python -m mcsim {run,campaign,finalize,info,bench}``.
 
 Exit codes (the same convention as ``python -m theory``):
 
@@ -27,6 +27,9 @@ commands:
             (under 'mpiexec -n K' or 'srun' the blocks are scheduled dynamically
             over all ranks) and write the final point file. Re-running resumes
             after a kill; raising 'realizations' samples only the new ones.
+  campaign  sample many points in one (MPI) job: the blocks of all points are
+            handed out most expensive first; each point is finalised as soon as
+            its last block is written; up-to-date outputs are skipped.
   finalize  merge the stored blocks of a point into the final point file; fails
             naming every missing or corrupt realization range.
   info      summarise a final point file, a point directory or a store root
@@ -36,6 +39,7 @@ commands:
 
 examples:
   mpiexec -n 4 python -m mcsim run --spec point.json --store results/store --out point.h5
+  mpiexec -n 4 python -m mcsim campaign --specs chunk.json --store results/store
   python -m mcsim info point.h5 --verify
   python -m mcsim info results/store --spec point.json
 
@@ -102,10 +106,49 @@ or argument. Errors are one line on stderr: 'error: <key>: <what>'.
 """
 
 
+CAMPAIGN_EPILOG = """\
+chunk file (JSON): one entry per point; 'spec' is the point spec 'mcsim run --spec' reads
+(see 'python -m mcsim run --help'), 'out' its final file (its directory must exist):
+  {"points": [
+     {"name": "depth/g2=1.6/A=10",
+      "spec": {"prior": {"arch": "rnn", "depth": 10, "activation": "relu", "g2": 1.6, "sigma2": 0.2},
+               "inputs": {"kind": "gaussian", "count": 3, "dim": 4, "seed": 0},
+               "width": 500, "realizations": 1000, "block_size": 16, "seed": 0},
+      "out": "results/sim/depth_A10.h5"},
+     {"name": "depth/g2=1.6/A=20", "spec": {...}, "out": "results/sim/depth_A20.h5"}]}
+  Names and outputs must be unique. Two entries of the same point need the same spec (sampled once).
+
+scheduling: work units are (point, block); rank 0 hands them out most expensive first (cost model
+  mcsim.cost), a static first round then on request. A point whose 'out' already is a complete final
+  file of exactly its spec (point key, realizations, observables) is skipped without sampling; other
+  points reuse their stored blocks (resume after a kill, raising 'realizations' samples only the new
+  blocks). Each point is finalised as soon as its last block is written.
+
+progress: one line on stderr, at most every --progress-interval seconds (redrawn in place on a
+  terminal): points done/total, blocks, realizations done/total over all points, rate, and an ETA
+  weighted by the cost model. --quiet prints only errors and warnings.
+
+exit codes: 0 every point finalised or skipped; 1 a point failed (one line 'error: <name>: <what>' per
+  failed point; every other point is still finalised and finished blocks stay in the store: rerun the
+  same command to resume); 2 bad input (bad JSON, duplicate names or outputs, an invalid spec:
+  'error: <name>: <key>: <what>').
+"""
+
+
+def _interval(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m mcsim", description=DESCRIPTION,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="{run,finalize,info,bench}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{run,campaign,finalize,info,bench}", parser_class=_Parser)
 
     r = sub.add_parser("run", help="sample missing blocks (MPI-parallel) and write the final point file",
                        description="Sample the missing realization blocks of a point into STORE/<point_key>/blocks "
@@ -123,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--progress-interval", type=float, default=30.0, metavar="SECONDS",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
     r.add_argument("--test-hooks", type=_fault_hooks, default=None, help=argparse.SUPPRESS)  # see mcsim.fault_hooks
+
+    c = sub.add_parser("campaign", help="sample many points in one (MPI) job and write their final files",
+                       description="Sample the missing blocks of every point of CHUNK.json into STORE (one "
+                                   "directory per point, as 'run') and finalise each point's 'out'. Works alone or "
+                                   "under mpiexec/srun; (point, block) units are distributed over ranks, most "
+                                   "expensive first.",
+                       epilog=CAMPAIGN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--specs", required=True, metavar="CHUNK.json", help="chunk file: the points (see below)")
+    c.add_argument("--store", required=True, help="store root directory (created if missing)")
+    c.add_argument("--progress-interval", type=_interval, default=None, metavar="SECONDS",
+                   help="seconds between progress lines when stderr is not a terminal (default 10)")
+    c.add_argument("--quiet", action="store_true", help="only errors and warnings on stderr")
+    c.add_argument("--test-hooks", type=_fault_hooks, default=None, help=argparse.SUPPRESS)  # see mcsim.fault_hooks
 
     f = sub.add_parser("finalize", aliases=["finalise"], help="merge stored blocks into the final point file",
                        description="Merge the shards of a point into OUT (single process). Fails loudly, naming "
@@ -173,6 +229,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return driver.run(args.spec, args.store, args.out, block_size=args.block_size,
                               realizations=args.realizations, progress=not args.no_progress,
                               progress_interval=args.progress_interval, hooks=args.test_hooks)
+        if cmd == "campaign":
+            from . import campaign
+
+            interval = campaign.DEFAULT_PROGRESS_INTERVAL if args.progress_interval is None else args.progress_interval
+            return campaign.run_campaign(lambda: campaign.load_chunk(args.specs), args.store,
+                                         progress_interval=interval, quiet=args.quiet, hooks=args.test_hooks)
         if cmd == "finalize":
             return driver.finalize(args.spec, args.store, args.out, realizations=args.realizations)
         if cmd == "info":

@@ -111,7 +111,8 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
     and a ``sha256`` attribute (:func:`dataset_checksum`, computed from the
     shard data after the shard's own checksum was verified); the root has
     the attributes of :func:`point_attrs` plus ``datasets`` (JSON list of the
-    checksummed datasets), ``overflow_count``, ``n_shards`` and finally
+    checksummed datasets), ``overflow_count``, ``n_shards``,
+    ``block_timings`` (see :func:`read_block_timings`) and finally
     ``complete = True``.  Each observable is tiled from the shards holding it
     (:func:`tile_observables`).  Data are copied (no virtual datasets) into a
     temp file renamed at the end, so ``out`` is never partial and never
@@ -179,6 +180,7 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
     overflow = np.zeros(R, dtype=bool)
     overflow_set = np.zeros(R, dtype=bool)
     hashes, next_lo = {}, {o: 0 for o in obs}
+    timings: list = []
     with _atomic_file(out) as tmp:
         with _open_h5(tmp, "w") as f:
             dsets = {}
@@ -203,6 +205,7 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
                 if checksum_arrays(arrays) != attrs.get("sha256"):
                     corrupt.append((s, "checksum mismatch (corrupt data)"))
                     continue
+                timings.append(_shard_timing(s, attrs))
                 for o, lo, hi in contrib:
                     if lo != next_lo[o]:  # pragma: no cover - guaranteed by the greedy tiling
                         raise RuntimeError(f"finalise: pieces of {o!r} out of order at {lo} (expected {next_lo[o]})")
@@ -234,10 +237,69 @@ def finalise(spec, pdir: PathLike, out: PathLike, realizations: Optional[int] = 
             attrs["datasets"] = json.dumps(sorted(checksums))
             attrs["overflow_count"] = np.int64(int(overflow.sum()))
             attrs["n_shards"] = np.int64(len(order))
+            attrs["block_timings"] = json.dumps(timings, separators=(",", ":"))
             for k, v in attrs.items():
                 f.attrs[k] = v
             f.attrs["complete"] = True
     return out
+
+
+def _shard_timing(s: ShardInfo, attrs: Mapping[str, Any]) -> list:
+    """``[start, stop, sample_seconds, mpi_rank]`` of a shard (None where the shard did not record it)."""
+    secs, rank = attrs.get("sample_seconds"), attrs.get("mpi_rank")
+    return [int(s.start), int(s.stop), None if secs is None else float(secs), None if rank is None else int(rank)]
+
+
+def read_block_timings(path: PathLike) -> list:
+    """Measured block costs recorded in a final point file (root attribute ``block_timings``).
+
+    Parameters
+    ----------
+    path : path
+        Final point file.
+
+    Returns
+    -------
+    list of dict
+        One entry per shard the file was assembled from, in realization
+        order: ``start``, ``stop`` (int), ``seconds`` (float, wall seconds the
+        sampling of the block took, None for shards written before timings
+        were recorded) and ``rank`` (the MPI rank that wrote it, or None).
+        Replay them with :func:`mcsim.scheduler.simulate_schedule`.
+    """
+    path = Path(path)
+    f, attrs = _open_point_file(path)
+    f.close()
+    try:
+        rows = json.loads(attrs.get("block_timings", "[]"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{path}: malformed block_timings attribute ({exc})") from None
+    return [{"start": a, "stop": b, "seconds": t, "rank": r} for a, b, t, r in rows]
+
+
+def final_file_matches(path: PathLike, spec) -> bool:
+    """Whether ``path`` is a complete final point file of exactly ``spec`` (attributes only: O(1), no data read).
+
+    True when the file opens, has this format and its completeness marker,
+    and its point key, realization count, observables and sampler stream
+    version equal those of ``spec``.  Used by campaigns to skip finished
+    points; readers still verify every checksum (:func:`read_point`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        f, attrs = _open_point_file(path)
+    except StoreError:
+        return False
+    f.close()
+    try:
+        return (attrs.get("point_key") == spec.point_key()
+                and int(attrs.get("realizations", -1)) == spec.realizations
+                and json.loads(attrs.get("observables", "null")) == _unique(spec.observables)
+                and int(attrs.get("sampler_stream_version", -1)) == stream_version())
+    except (TypeError, ValueError):
+        return False
 
 
 def _verify_only(s: ShardInfo) -> str:

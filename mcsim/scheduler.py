@@ -1,23 +1,38 @@
-"""Block scheduling over MPI ranks: the static first round, then a dynamic queue on rank 0.
+"""Work-unit scheduling over MPI ranks: the static first round, then a most-expensive-first queue on rank 0.
 
-Rank ``r`` first samples block ``r`` of the plan without any message
-(:func:`first_round_block`).  The remaining blocks sit in the
-:class:`Dispatcher` queue on rank 0; a rank asks for its next block only
-when it finished the previous one (request/grant messages ``TAG_REQUEST`` /
-``TAG_ASSIGN``), so faster ranks and ranks with cheaper blocks take more.  On
+A *work unit* is one realization block of one point of a campaign,
+``(point, start, stop, observables, cost)`` (``point`` indexes the
+campaign's points, ``cost`` is the cost model's prediction in seconds,
+:mod:`mcsim.cost`).  A single-point ``mcsim run`` is the campaign with one
+point.  :func:`order_units` sorts the units most expensive first; every rank
+holds the same sorted list.  Rank ``r`` first samples unit ``r`` without any
+message (:func:`first_round_block`).  The remaining units sit in the
+:class:`Dispatcher` queue on rank 0; a rank asks for its next unit only when
+it finished the previous one (request/grant messages ``TAG_REQUEST`` /
+``TAG_ASSIGN``), so faster ranks and ranks with cheaper units take more.  On
 rank 0 a dispatcher thread answers requests, and rank 0's own sampling loop
-(:func:`sample_on_root`) serves pending requests before it takes a block
-itself.  Other ranks run :func:`sample_on_worker`.  A failure while sampling
-is reported to rank 0, which then hands out no more blocks (see
-:mod:`mcsim.driver` for the failure model).
+(:func:`sample_on_root`) serves pending requests before it takes a unit
+itself (and finalises the points whose last unit was written).  Other ranks
+run :func:`sample_on_worker`.
+
+A failure while sampling a unit is reported to rank 0, which then drops the
+queued units of *that point* (the other points go on; see
+:mod:`mcsim.campaign` for the failure model).
+
+:func:`simulate_schedule` replays this policy on given unit costs (e.g. the
+measured block times of a run, :func:`mcsim.finalise.read_block_timings`)
+and returns the makespan, to predict strong scaling on more ranks.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 import traceback
 from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 from .mpi_util import _fail, _wait
 from .progress import Progress, _fmt_list, _log, _sampling_failure
@@ -28,46 +43,141 @@ TAG_ASSIGN = 4102
 DISPATCH_POLL_SECONDS = 0.005  # rank 0's dispatcher thread: sleep between Iprobe polls
 
 
-def first_round_block(blocks, rank: int):
-    """Block that ``rank`` samples first without asking (static first round), or None.
+def order_units(costs: Sequence[float]) -> list:
+    """Dispatch order of work units: most expensive first (stable: ties keep their given order).
 
     Parameters
     ----------
-    blocks : list of (int, int)
-        The plan (same list on every rank).
+    costs : sequence of float, length U
+        Predicted (or measured) cost of each unit.
+
+    Returns
+    -------
+    list of int, length U
+        Unit indices in the order the dispatcher hands them out.
+    """
+    return sorted(range(len(costs)), key=lambda i: -float(costs[i]))
+
+
+def first_round_block(blocks, rank: int):
+    """Unit that ``rank`` samples first without asking (static first round), or None.
+
+    Parameters
+    ----------
+    blocks : list of tuple
+        The ordered work units (same list on every rank).
     rank : int
 
     Returns
     -------
-    (int, int) or None
+    tuple or None
         ``blocks[rank]`` if it exists.
     """
     return tuple(blocks[rank]) if rank < len(blocks) else None
 
 
-class Dispatcher:
-    """Dynamic block queue on rank 0, shared by its main thread and the remote ranks.
+@dataclass
+class Schedule:
+    """Result of :func:`simulate_schedule`.
 
-    The first ``min(ranks, len(blocks))`` blocks are the static first round
+    Attributes
+    ----------
+    makespan : float
+        Time at which the last unit finishes (same unit as the costs).
+    assignment : list of (int, int, float, float)
+        ``(unit, rank, start, finish)`` in the order the units are handed out.
+    busy : list of float, length ranks
+        Sum of the unit costs each rank sampled.
+    """
+
+    makespan: float
+    assignment: list
+    busy: list
+
+    @property
+    def efficiency(self) -> float:
+        """Parallel efficiency ``sum(costs) / (ranks * makespan)`` (1.0 when there is no work)."""
+        total = sum(self.busy)
+        return total / (len(self.busy) * self.makespan) if self.makespan > 0 else 1.0
+
+
+def simulate_schedule(unit_costs: Sequence[float], ranks: int, priority: Optional[Sequence[float]] = None) -> Schedule:
+    """Replay the dispatcher's policy on given unit costs (a model: no messages, no start-up).
+
+    The units are ordered by :func:`order_units` of ``priority`` (default:
+    the costs themselves); rank ``r`` takes unit ``r`` at time 0 (the static
+    first round); then whenever a rank finishes, it takes the next queued
+    unit.  When ranks finish at the same time, the remote ranks are served
+    before rank 0 (as :func:`sample_on_root` does), in rank order.
+
+    Parameters
+    ----------
+    unit_costs : sequence of float, length U
+        Seconds (or any unit) each work unit takes.
+    ranks : int
+        Number of MPI ranks, >= 1.
+    priority : sequence of float, length U, optional
+        What the dispatcher sorts by (the cost model's predictions in a real
+        run); default ``unit_costs``.
+
+    Returns
+    -------
+    Schedule
+    """
+    if ranks < 1:
+        raise ValueError(f"ranks: must be >= 1, got {ranks}")
+    costs = [float(c) for c in unit_costs]
+    prio = costs if priority is None else [float(c) for c in priority]
+    if len(prio) != len(costs):
+        raise ValueError(f"priority: length {len(prio)} != {len(costs)} units")
+    order = order_units(prio)
+    busy = [0.0] * ranks
+    assignment = []
+    first = order[:ranks]
+    for r, u in enumerate(first):  # static first round: unit r on rank r
+        assignment.append((u, r, 0.0, costs[u]))
+        busy[r] += costs[u]
+    # heap of (time the rank is free, rank 0 after the remote ranks, rank)
+    free = [(costs[first[r]] if r < len(first) else 0.0, r == 0, r) for r in range(ranks)]
+    heapq.heapify(free)
+    for u in order[ranks:]:
+        t, is_root, r = heapq.heappop(free)
+        assignment.append((u, r, t, t + costs[u]))
+        busy[r] += costs[u]
+        heapq.heappush(free, (t + costs[u], is_root, r))
+    makespan = max((a[3] for a in assignment), default=0.0)
+    return Schedule(makespan, assignment, busy)
+
+
+class Dispatcher:
+    """Dynamic work-unit queue on rank 0, shared by its main thread and the remote ranks.
+
+    The first ``min(ranks, len(units))`` units are the static first round
     (see :func:`first_round_block`) and are not queued.
 
     Parameters
     ----------
-    blocks : list of (int, int)
-        Realization blocks of the plan, in order.
+    units : list of tuple
+        Work units ``(point, start, stop, observables, cost)``, ordered by :func:`order_units`.
     comm : mpi4py communicator
     progress : Progress
 
     Attributes
     ----------
     blocks_per_rank : list of int, length comm size
-        Blocks given to each rank (first round included).
+        Units given to each rank (first round included).
     busy_seconds, wait_seconds : list of float, length comm size
         Seconds each rank spent sampling / waiting for grants (remote ranks
         report theirs with their last request; entry 0 of ``wait_seconds`` is 0).
-    failures : dict of int to str
-        Rank -> one-line summary of the exception that stopped its sampling.
-        Once it is non-empty no more blocks are handed out.
+    failures : dict of int to dict of int to str
+        Point -> (rank -> one-line summary of the exception raised while sampling a unit of that point).
+        No more units of a failed point are handed out.
+    remaining : dict of int to int
+        Point -> units not yet finished (failed ones count as finished).
+    ready : collections.deque of int
+        Points whose last unit was written and that did not fail: to be finalised by rank 0.
+    blocks_done_point : dict of int to int
+        Point -> units written in this run.
     """
 
     def __init__(self, blocks, comm, progress: Progress):
@@ -80,43 +190,87 @@ class Dispatcher:
         self.mpi_lock = threading.Lock()  # serialises rank 0's MPI calls between its two threads
         self.blocks_done = 0
         self.realizations_done = 0
+        self.cost_done = 0.0
+        self.points_done = 0
         self.active_workers = size - 1
         self.main_done = threading.Event()
         self.blocks_per_rank = [1] * n_first + [0] * (size - n_first)
         self.wait_seconds = [0.0] * size
         self.busy_seconds = [0.0] * size
         self.failures = {}
+        self.remaining = {}
+        self.blocks_done_point = {}
+        for u in blocks:
+            self.remaining[u[0]] = self.remaining.get(u[0], 0) + 1
+            self.blocks_done_point.setdefault(u[0], 0)
+        self.ready = deque()
+        self.single_point = len(self.remaining) <= 1
+        self.label = "mcsim run" if self.single_point else "mcsim campaign"
+        self.point_names = {}
 
-    def fail(self, rank: int, summary: str) -> None:
-        """Record that ``rank`` failed: stop handing out blocks and say so once on stderr."""
+    def fail(self, rank: int, summary: str, unit) -> None:
+        """Record that ``rank`` failed on ``unit``: drop the queued units of its point and say so once on stderr."""
+        pt = unit[0]
         with self.lock:
-            first = not self.failures
-            self.failures[rank] = summary
+            first = pt not in self.failures
+            self.failures.setdefault(pt, {})[rank] = summary
+            self._finish(pt)
         if first:
-            _log(f"mcsim run: rank {rank} failed ({summary}); no more blocks are handed out, "
-                 "the other ranks finish the block they are sampling")
+            if self.single_point:
+                _log(f"mcsim run: rank {rank} failed ({summary}); no more blocks are handed out, "
+                     "the other ranks finish the block they are sampling")
+            else:
+                _log(f"mcsim campaign: rank {rank} failed on point {self.point_names.get(pt, pt)} ({summary}); "
+                     "no more blocks of this point are handed out, the other points go on")
+
+    def _finish(self, pt: int) -> None:  # under self.lock
+        self.remaining[pt] -= 1
+        if self.remaining[pt] == 0 and pt not in self.failures:
+            self.ready.append(pt)
 
     def next_block(self, rank: int = 0):
-        """Pop the next queued block for ``rank`` (None when the queue is empty or a rank failed)."""
+        """Pop the next queued unit for ``rank``, skipping units of failed points (None when none is left)."""
         with self.lock:
-            if not self.queue or self.failures:
-                return None
-            self.blocks_per_rank[rank] += 1
-            return self.queue.popleft()
+            while self.queue:
+                u = self.queue.popleft()
+                if u[0] in self.failures:
+                    self._finish(u[0])  # dropped: counts as done for the point's bookkeeping
+                    continue
+                self.blocks_per_rank[rank] += 1
+                return u
+            return None
 
-    def report(self, n_realizations: int) -> None:
-        """Count one finished block of ``n_realizations`` and update the progress display."""
+    def report(self, unit) -> None:
+        """Count one finished ``unit`` and update the progress display."""
         with self.lock:
             self.blocks_done += 1
-            self.realizations_done += n_realizations
-            b, r = self.blocks_done, self.realizations_done
-        self.progress.update(b, r)
+            self.realizations_done += unit[2] - unit[1]
+            self.cost_done += unit[4]
+            self.blocks_done_point[unit[0]] += 1
+            self._finish(unit[0])
+        self.update_progress()
+
+    def update_progress(self, force: bool = False) -> None:
+        with self.lock:
+            b, r, c, p = self.blocks_done, self.realizations_done, self.cost_done, self.points_done
+        self.progress.update(b, r, force=force, points=p, cost=c)
+
+    def point_finished(self) -> None:
+        """Count one point finalised (or failed) for the progress display."""
+        with self.lock:
+            self.points_done += 1
+        self.update_progress()
+
+    def pop_ready(self):
+        """Next point whose last unit was written (None if there is none)."""
+        with self.lock:
+            return self.ready.popleft() if self.ready else None
 
     def serve_pending(self) -> int:
         """Answer every request that has arrived; return how many were answered.
 
         Called by the dispatcher thread and by rank 0's sampling loop before
-        it takes a block itself (so waiting ranks have priority).
+        it takes a unit itself (so waiting ranks have priority).
         """
         from mpi4py import MPI
 
@@ -126,11 +280,12 @@ class Dispatcher:
             while self.active_workers > 0 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST,
                                                                status=status):
                 src = status.Get_source()
-                finished, waited, busy, failure = self.comm.recv(source=src, tag=TAG_REQUEST)
-                if finished:
-                    self.report(finished)
-                if failure is not None:
-                    self.fail(src, failure)
+                unit, waited, busy, failure = self.comm.recv(source=src, tag=TAG_REQUEST)
+                if unit is not None:
+                    if failure is not None:
+                        self.fail(src, failure, unit)
+                    else:
+                        self.report(unit)
                 blk = self.next_block(src)
                 self.comm.send(blk, dest=src, tag=TAG_ASSIGN)
                 if blk is None:
@@ -146,30 +301,36 @@ class Dispatcher:
             while self.active_workers > 0 or not self.main_done.is_set():
                 if self.serve_pending():
                     continue
-                with self.lock:
-                    b, r = self.blocks_done, self.realizations_done
-                self.progress.update(b, r)
+                self.update_progress()
                 time.sleep(DISPATCH_POLL_SECONDS)
         except BaseException:
             _fail(self.comm, 0, traceback.format_exc())
 
 
-def sample_on_root(comm, todo, worker, prog: Progress) -> Dispatcher:
-    """Rank 0's part of a run: serve the other ranks and sample blocks itself.
+def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[Callable] = None,
+                   point_names: Optional[dict] = None) -> Dispatcher:
+    """Rank 0's part of a run: serve the other ranks, sample units itself, finalise finished points.
 
-    Starts the dispatcher thread, samples rank 0's first-round block and then
-    queued blocks (serving waiting ranks first) until the queue is empty or a
-    rank failed, waits for every other rank's stop signal and closes the
-    progress display.  Exceptions other than sampling failures propagate.
+    Starts the dispatcher thread, samples rank 0's first-round unit and then
+    queued units (serving waiting ranks first) until the queue is empty,
+    calling ``between_units(disp)`` after each unit and, once rank 0 is done
+    sampling, repeatedly while the other ranks finish theirs (this is where
+    the campaign finalises the points whose last unit was written); waits
+    for every other rank's stop signal and closes the progress display.
+    Exceptions other than sampling failures propagate.
 
     Parameters
     ----------
     comm : mpi4py communicator
-    todo : list of (int, int, tuple of str)
-        The plan (same list on every rank).
+    todo : list of tuple
+        The ordered work units (same list on every rank).
     worker : callable
-        ``worker(block) -> realizations sampled`` (:class:`mcsim.worker.BlockWorker`).
+        ``worker(unit) -> realizations sampled`` (:class:`mcsim.worker.UnitWorker`).
     prog : Progress
+    between_units : callable, optional
+        ``between_units(disp)``, called on rank 0's main thread.
+    point_names : dict of int to str, optional
+        Names of the points, for messages.
 
     Returns
     -------
@@ -180,58 +341,70 @@ def sample_on_root(comm, todo, worker, prog: Progress) -> Dispatcher:
 
     size = comm.Get_size()
     disp = Dispatcher(todo, comm, prog)
+    disp.point_names = dict(point_names or {})
     # rank 0's main thread may call MPI too (serialised by disp.mpi_lock) if the MPI library allows it
     main_serves = size > 1 and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
     thread = threading.Thread(target=disp.serve, name="mcsim-dispatcher", daemon=True)
     thread.start()
     try:
+        if between_units is not None:
+            between_units(disp)  # points with nothing to sample
         blk = first_round_block(todo, 0)
         while blk is not None:
             t0 = time.monotonic()
             try:
-                n_done = worker(blk)
+                worker(blk)
             except Exception:
-                disp.fail(0, _sampling_failure(0))
-                break
-            disp.busy_seconds[0] += time.monotonic() - t0
-            disp.report(n_done)
+                disp.busy_seconds[0] += time.monotonic() - t0
+                disp.fail(0, _sampling_failure(0), blk)
+            else:
+                disp.busy_seconds[0] += time.monotonic() - t0
+                disp.report(blk)
             if main_serves:
                 disp.serve_pending()  # waiting ranks first
+            if between_units is not None:
+                between_units(disp)
             blk = disp.next_block(0)
     finally:
         disp.main_done.set()
     while thread.is_alive():
+        if between_units is not None:
+            between_units(disp)
         thread.join(timeout=0.1)
-    prog.close(disp.blocks_done, disp.realizations_done)
+    if between_units is not None:
+        between_units(disp)
+    disp.update_progress()
+    prog.close(disp.blocks_done, disp.realizations_done, points=disp.points_done, cost=disp.cost_done)
     if size > 1 and todo:
-        _log(f"mcsim run: blocks per rank {disp.blocks_per_rank}; seconds sampling per rank "
+        _log(f"{disp.label}: blocks per rank {disp.blocks_per_rank}; seconds sampling per rank "
              f"{_fmt_list(disp.busy_seconds)}; seconds ranks 1.. waited for assignments "
              f"(incl. the final stop message) {_fmt_list(disp.wait_seconds[1:])}")
     return disp
 
 
 def sample_on_worker(comm, todo, worker) -> None:
-    """A non-root rank's part of a run: sample its first-round block, then ask rank 0 for more.
+    """A non-root rank's part of a run: sample its first-round unit, then ask rank 0 for more.
 
-    Each request carries the realizations of the block just finished, the
-    seconds waited and sampled so far and the failure summary (or None) of
-    that block; rank 0 answers with the next block, or None to stop (always
-    after a failure).
+    Each request carries the unit just finished (None at first if there was
+    none), the seconds waited and sampled so far and the failure summary (or
+    None) of that unit; rank 0 answers with the next unit, or None to stop.
     """
     rank = comm.Get_rank()
-    finished, waited, busy, failure = 0, 0.0, 0.0, None
+    done, waited, busy, failure = None, 0.0, 0.0, None
     blk = first_round_block(todo, rank)
     while True:
         if blk is not None:
             t0 = time.monotonic()
+            failure = None
             try:
-                finished = worker(blk)
+                worker(blk)
             except Exception:
-                finished, failure = 0, _sampling_failure(rank)
+                failure = _sampling_failure(rank)
+            done = blk
             busy += time.monotonic() - t0
         t0 = time.monotonic()
-        comm.send((finished, waited, busy, failure), dest=0, tag=TAG_REQUEST)
-        blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))  # None after a failure (rank 0 stops us)
+        comm.send((done, waited, busy, failure), dest=0, tag=TAG_REQUEST)
+        blk = _wait(comm.irecv(source=0, tag=TAG_ASSIGN))
         waited += time.monotonic() - t0
         if blk is None:
             break

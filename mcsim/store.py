@@ -109,8 +109,10 @@ from .finalise import (  # noqa: F401
     _package_versions,
     _verify_only,
     describe_dataset,
+    final_file_matches,
     finalise,
     point_attrs,
+    read_block_timings,
     read_point,
     verify_point,
 )
