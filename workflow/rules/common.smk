@@ -233,6 +233,9 @@ def _load_jobsizing():
 JOBSIZING = _load_jobsizing()
 SIM_RES = RES["simulation"]
 PROGRESS_INTERVAL = SIM_RES["progress_interval"]
+# Lines of a campaign job's stderr shown on the terminal (all of them go to its log):
+# the progress lines ("mcsim campaign: points 3/40, blocks ..., ETA ...") and failures.
+TERMINAL_LINES = "^mcsim campaign: points |error|failed:"
 
 
 def _walk_key(params):

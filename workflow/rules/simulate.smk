@@ -51,11 +51,13 @@ for _exp, _chunks in SIM_CHUNKS.items():
                 mem_mb_per_cpu=SIM_RES["mem_mb_per_cpu"],
             run:
                 write_chunk(output.chunk, params.chunk)
-                # progress (stderr) on the terminal and in the log; the rest in the log
+                # everything in the log; on the terminal only the progress lines and
+                # errors (TERMINAL_LINES), prefixed with the rule name
                 shell(
                     "{resources.mpi} -n {resources.tasks} python -m mcsim campaign --specs {output.chunk:q}"
                     " --store {params.store:q} --progress-interval {PROGRESS_INTERVAL}"
-                    " >> {log:q} 2> >(tee -a {log:q} >&2)"
+                    " >> {log:q} 2> >(tee -a {log:q} | grep --line-buffered -E {TERMINAL_LINES:q}"
+                    " | sed -u 's/^mcsim campaign:/[{rule}]/' >&2)"
                 )
 
 
