@@ -5,20 +5,20 @@ and tested directly by ``tests/test_workflow_jobsizing.py``.  Costs are predicte
 single-core seconds from :func:`mcsim.cost.estimate_seconds` (the one cost model);
 the callers pass them in.
 
-Grouping is *content-defined* (as in content-defined chunking of backup tools):
-points are walked in a fixed order (their parameter tuple), and a chunk ends after
-a point when
+Grouping is *content-defined* (as in the content-defined chunking of backup
+tools): points are walked in a fixed order (their parameter tuple), and a chunk
+ends after a point that is an *anchor*.  Whether a point is an anchor depends only
+on the point itself: a fixed hash of its name, read as u in [0, 1), is below
+``cost / target + 1 / max_items``.  Chunks therefore hold on average about
+``target`` of cost (or ``max_items`` points).  Hard limits keep every chunk below
+``2 * target`` of cost (a point that alone costs more gets a chunk of its own)
+and at most ``max_items`` points.
 
-* the chunk reached ``target`` (cost) or ``max_items`` points (hard limits), or
-* the chunk reached :data:`MIN_FILL` of either limit and the point is an
-  *anchor*: a fixed hash of its name is divisible by :data:`ANCHOR_PERIOD`.
-
-Anchors depend only on a point's own name, so adding grid values changes the
-chunk that receives the new points and at most a few neighbours until the
-boundaries fall on the same anchor again; every other chunk keeps exactly its
-membership (and its id, the hash of its member names), so Snakemake reruns only
-the changed chunks.  Chunks hold between MIN_FILL and all of the limits, except
-the last chunk of an experiment and points that alone exceed ``target``.
+Because anchors do not depend on the other points, adding grid values changes
+only the chunks that receive new points (split or grown at their own anchors),
+plus, after a hard limit, the chunks up to the next anchor; every other chunk
+keeps exactly its membership and its id (the hash of its member names), so
+Snakemake reruns only the changed chunks.
 """
 
 from __future__ import annotations
@@ -27,17 +27,15 @@ import hashlib
 import math
 from typing import Hashable, Sequence
 
-__all__ = ["ANCHOR_PERIOD", "MIN_FILL", "chunk", "chunk_id", "runtime_minutes"]
+__all__ = ["HARD_LIMIT", "chunk", "chunk_id", "runtime_minutes"]
 
-ANCHOR_PERIOD = 3
-"""A point is an anchor (a preferred chunk boundary) with probability 1/ANCHOR_PERIOD."""
-
-MIN_FILL = 0.75
-"""Fraction of a limit from which a chunk may end at an anchor."""
+HARD_LIMIT = 2.0
+"""A chunk is closed at HARD_LIMIT * target of cost, whether or not the point is an anchor."""
 
 
-def _hash(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+def _uniform(text: str) -> float:
+    """Fixed pseudo-random number in [0, 1) of a text (SHA-256; the same on every machine and run)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2.0**64
 
 
 def chunk(items: Sequence[tuple[str, Hashable, float]], target: float, max_items: int) -> list[list[str]]:
@@ -49,7 +47,8 @@ def chunk(items: Sequence[tuple[str, Hashable, float]], target: float, max_items
         ``name`` unique str; ``sort_key`` orders the walk (e.g. the point's
         parameter tuple); ``cost`` >= 0 (e.g. predicted seconds).
     target : float
-        Cost at which a chunk is closed (> 0).
+        Mean cost of a chunk (> 0; ``math.inf``: sized by count only).  No
+        chunk reaches ``HARD_LIMIT * target`` except by its last item.
     max_items : int
         Largest number of items in a chunk (>= 1).
 
@@ -72,9 +71,8 @@ def chunk(items: Sequence[tuple[str, Hashable, float]], target: float, max_items
             raise ValueError(f"{name}: cost must be finite and >= 0, got {c!r}")
         current.append(name)
         cost += c
-        full = cost >= target or len(current) >= max_items
-        filled = cost >= MIN_FILL * target or len(current) >= MIN_FILL * max_items
-        if full or (filled and _hash(name) % ANCHOR_PERIOD == 0):
+        anchor = _uniform(name) < c / target + 1.0 / max_items
+        if anchor or cost >= HARD_LIMIT * target or len(current) >= max_items:
             chunks.append(current)
             current, cost = [], 0.0
     if current:
