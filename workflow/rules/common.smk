@@ -264,7 +264,7 @@ def _chunks(exp, kind):
     points = POINTS[exp]
     if kind == "sim":
         costs = {p: estimate_seconds(d["spec"]) for p, d in points.items()}
-        target, limit, spec_key, path = SIM_RES["job_minutes"] * 60.0 * SIM_RES["tasks"], SIM_RES["max_points_per_job"], "spec", sim_path
+        target, limit, spec_key, path = SIM_RES["job_minutes"] * 60.0 * CAMPAIGN_TASKS, SIM_RES["max_points_per_job"], "spec", sim_path
     else:  # theory jobs: sized by point count only, so that realizations never regroup them
         costs = dict.fromkeys(points, 0.0)
         target, limit, spec_key, path = math.inf, RES["theory"]["max_points_per_job"], "theory_spec", theory_path
@@ -276,6 +276,19 @@ def _chunks(exp, kind):
     ]
 
 
+def _campaign_tasks():
+    """MPI ranks of a campaign job: a profile's `set-resources: campaign: tasks:` (an integer), else resources.simulation.tasks.
+
+    Chunks are sized and runtimes derived for the ranks the jobs really get.
+    """
+    overrides = workflow.resource_settings._parsed_overwrite_resources.get("campaign", {})
+    tasks = overrides["tasks"] if "tasks" in overrides else None
+    if tasks is not None and not tasks.is_evaluable():
+        return int(tasks.value)
+    return SIM_RES["tasks"]
+
+
+CAMPAIGN_TASKS = _campaign_tasks()
 SIM_CHUNKS = {exp: _chunks(exp, "sim") for exp in POINTS}
 THEORY_CHUNKS = {exp: _chunks(exp, "theory") for exp in POINTS}
 
@@ -285,7 +298,7 @@ def campaign_runtime(seconds):
     if "runtime" in SIM_RES:
         minutes = SIM_RES["runtime"]
     else:
-        minutes = JOBSIZING.runtime_minutes(seconds, SIM_RES["tasks"], SIM_RES["runtime_safety"], SIM_RES["runtime_margin"])
+        minutes = JOBSIZING.runtime_minutes(seconds, CAMPAIGN_TASKS, SIM_RES["runtime_safety"], SIM_RES["runtime_margin"])
     return lambda wildcards, attempt: minutes * attempt
 
 

@@ -19,12 +19,8 @@
 # its log (stdout and stderr) keeps them.
 
 
-def _campaign_rule_names():
-    return [f"campaign_{exp}_{c['id']}" for exp, chunks in SIM_CHUNKS.items() for c in chunks]
-
-
 # `set-resources: campaign: ...` in a profile applies to every campaign_* rule
-family_resources("campaign", _campaign_rule_names())
+family_resources("campaign", [f"campaign_{exp}_{c['id']}" for exp, chunks in SIM_CHUNKS.items() for c in chunks])
 
 
 for _exp, _chunks in SIM_CHUNKS.items():
