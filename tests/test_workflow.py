@@ -213,12 +213,25 @@ def _planned(workdir, config):
     return dry_run_jobs(proc.stdout)
 
 
-def _sim_mtimes(workdir, exp):
-    return {p.name: p.stat().st_mtime_ns for p in (workdir / "results" / exp / "sim").glob("*.h5")}
+def _sim_contents(workdir, exp):
+    """{file name: bytes} of an experiment's simulation files (Snakemake touches the outputs of a
+    rerun job, so mtimes do not tell whether mcsim rewrote a file; the bytes do: final files hold
+    their creation time)."""
+    return {p.name: p.read_bytes() for p in (workdir / "results" / exp / "sim").glob("*.h5")}
 
 
-def _campaign_logs(workdir, exp):
-    return "\n".join(p.read_text() for p in (workdir / "results" / "logs" / exp).glob("campaign-*.log"))
+def _job_logs(workdir, exp, family, jobs=None):
+    """Text of the logs of an experiment's campaign/theory jobs (only those of `jobs`, the planned
+    rules, if given: a copied run keeps the logs of chunks that did not rerun)."""
+    paths = sorted((workdir / "results" / "logs" / exp).glob(f"{family}-*.log"))
+    if jobs is not None:
+        ids = {rule[-8:] for rule, _ in jobs if rule_family(rule) == family}
+        paths = [p for p in paths if p.stem.split("-", 1)[1] in ids]
+    return "\n".join(p.read_text() for p in paths)
+
+
+def _campaign_logs(workdir, exp, jobs=None):
+    return _job_logs(workdir, exp, "campaign", jobs)
 
 
 def test_default_output_is_quiet_with_one_line_per_campaign_progress(tiny_run):
@@ -245,19 +258,21 @@ def test_adding_a_width_samples_only_the_new_points(tiny_run, tmp_path):
     families = sorted({(rule_family(rule), rule.split("_")[1] if rule_family(rule) != rule else None) for rule, _ in jobs})
     assert families == [("all", None), ("campaign", "mmd"), ("claims", None), ("compare_mmd", None),
                         ("plot_mmd", None), ("theory", "mmd")], families
-    before = _sim_mtimes(workdir, "mmd")
+    before = _sim_contents(workdir, "mmd")
     proc = run_snakemake(["--cores", "2", "--configfile", "changed.yaml"], cwd=workdir, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    after = _sim_mtimes(workdir, "mmd")
-    assert {k: after[k] for k in before} == before  # finished points untouched
+    after = _sim_contents(workdir, "mmd")
+    assert {k: after[k] for k in before} == before  # finished points not rewritten
     new = set(after) - set(before)
     assert new == {f"arch-{arch}_bias-uncorrelated_act-relu_n-16_A-3_g2-1.6_s2-0.2_in-{k}.h5"
                    for arch in ("dnn", "rnn") for k in (0, 1)}
     cfg = config["experiments"]["mmd"]
-    logs = _campaign_logs(workdir, "mmd")
+    logs = _campaign_logs(workdir, "mmd", jobs)
     sampled = sum(int(n) for n in re.findall(r"sampled (\d+) block\(s\), \d+ realizations", logs))
     assert sampled == len(new) * cfg["realizations"] // cfg["block_size"], logs[-3000:]
-    theory = "\n".join(p.read_text() for p in (workdir / "results" / "logs" / "mmd").glob("theory-*.log"))
+    written = sum(int(n) for n in re.findall(r"point\(s\): (\d+) written", logs))
+    assert written == len(new), logs[-3000:]
+    theory = _job_logs(workdir, "mmd", "theory", jobs)
     assert sum(int(n) for n in re.findall(r"predict-many: (\d+) computed", theory)) == len(new), theory
 
 
@@ -275,7 +290,7 @@ def test_raising_realizations_resamples_only_new_blocks(tiny_run, tmp_path):
     proc = run_snakemake(["--cores", "2", "--configfile", "changed.yaml"], cwd=workdir, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:]
     points = re.findall(r"point (\S+) \(\w+\) \(R=(\d+).*?covering (\d+) realizations; (\d+) block\(s\) to sample",
-                        _campaign_logs(workdir, "fluct"))
+                        _campaign_logs(workdir, "fluct", jobs))
     grid = config["experiments"]["fluct"]["grid"]
     assert len(points) == len(grid["arch"]) * len(grid["width"]), points
     for _, R, covered, todo in points:
