@@ -34,8 +34,6 @@ include: "workflow/rules/claims.smk"
 
 localrules:
     all,
-    point_spec,
-    theory_spec,
 
 
 rule all:

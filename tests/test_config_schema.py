@@ -5,14 +5,18 @@ import copy
 import pytest
 import yaml
 
-from test_workflow_helpers import REPO, dry_run_jobs, load_tiny_config, run_snakemake, write_config
+from test_workflow_helpers import REPO, family_counts, load_tiny_config, run_snakemake, write_config
 
 
 def _job_counts(output):
-    counts = {}
-    for rule, _ in dry_run_jobs(output):
-        counts[rule] = counts.get(rule, 0) + 1
-    return counts
+    return family_counts(output)
+
+
+def _campaign_points(output):
+    """Point names of the campaign jobs of a dry run (their sim outputs)."""
+    import re
+
+    return {m for m in re.findall(r"results/\w+/sim/([^,\s]+)\.h5 \(update\)", output)}
 
 
 def test_default_config_dry_run_creates_no_results():
@@ -25,12 +29,12 @@ def test_default_config_dry_run_creates_no_results():
     assert after == before
     if before is None:  # a fresh checkout: every rule must be planned
         counts = _job_counts(proc.stdout)
-        for rule in ("point_spec", "theory_spec", "simulate_point", "theory_point", "compare_kernel", "compare_mmd",
+        for rule in ("campaign", "theory", "compare_kernel", "compare_mmd",
                      "compare_fluctuations", "compare_input_propagation", "compare_instability", "plot_kernel",
                      "plot_mmd", "plot_fluctuations", "plot_input_propagation", "plot_instability",
                      "phase_diagram", "plot_phase_diagram", "claims", "all"):
             assert counts.get(rule, 0) >= 1, (rule, counts)
-        assert counts["simulate_point"] == counts["theory_point"] == counts["point_spec"]
+        assert counts["campaign"] >= 1 and counts["theory"] >= 1
 
 
 def test_paper_statistics_dry_run(tmp_path):
@@ -39,8 +43,8 @@ def test_paper_statistics_dry_run(tmp_path):
     paper = run_snakemake(["-n", "--configfile", REPO / "config.yaml", "--config", "statistics=paper"],
                           cwd=tmp_path, timeout=300)
     assert reduced.returncode == 0 and paper.returncode == 0, paper.stdout[-4000:]
-    n_reduced = _job_counts(reduced.stdout)["simulate_point"]
-    n_paper = _job_counts(paper.stdout)["simulate_point"]
+    n_reduced = len(_campaign_points(reduced.stdout))
+    n_paper = len(_campaign_points(paper.stdout))
     assert n_paper > n_reduced
     assert not (tmp_path / "results").exists()
 
@@ -71,7 +75,7 @@ def test_point_names_are_stable_and_readable(tmp_path):
     first = run_snakemake(["-n", "--configfile", write_config(tmp_path / "a.yaml", config)], cwd=tmp_path)
     config["experiments"]["mmd"]["grid"]["width"] = [8, 16, 32]
     second = run_snakemake(["-n", "--configfile", write_config(tmp_path / "b.yaml", config)], cwd=tmp_path)
-    points = [{w["point"] for r, w in dry_run_jobs(p.stdout) if r == "simulate_point"} for p in (first, second)]
+    points = [_campaign_points(p.stdout) for p in (first, second)]
     assert points[0] < points[1]
     assert "arch-dnn_bias-uncorrelated_act-relu_n-8_A-3_g2-1.6_s2-0.2_in-0" in points[0]
     assert {p for p in points[1] - points[0]} == {
@@ -138,16 +142,19 @@ def test_nearly_equal_grid_values_stay_distinct_points(tmp_path):
     config["experiments"] = {"mmd": exp}
     proc = run_snakemake(["-n", "--configfile", write_config(tmp_path / "near.yaml", config)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    points = {w["point"] for r, w in dry_run_jobs(proc.stdout) if r == "simulate_point"}
+    points = _campaign_points(proc.stdout)
     assert points == {f"arch-dnn_bias-uncorrelated_act-relu_n-8_A-3_g2-{g}_s2-0.2_in-0" for g in ("1.6", "1.600001")}
-    # write the two specs and check each holds the value its name says
-    spec_dir = tmp_path / "results" / "mmd" / "points"
-    targets = [f"results/mmd/points/{p}.json" for p in sorted(points)]
-    run_snakemake([*targets, "--cores", "1", "--configfile", "near.yaml"], cwd=tmp_path, check=True)
+    # run the theory job (it writes the chunk file) and check each spec holds the value its name says
+    import glob
     import json
+    import re
 
-    for p in points:
-        spec = json.loads((spec_dir / f"{p}.json").read_text())
+    theory_rule = re.search(r"rule (theory_mmd_[0-9a-f]{8}):", proc.stdout).group(1)
+    run_snakemake(["--cores", "1", "--configfile", "near.yaml", "--until", theory_rule], cwd=tmp_path, check=True)
+    (chunk,) = glob.glob(str(tmp_path / "results" / "mmd" / "chunks" / "theory-*.json"))
+    specs = {p["name"]: p["spec"] for p in json.loads(open(chunk).read())["points"]}
+    assert set(specs) == points
+    for p, spec in specs.items():
         assert repr(spec["prior"]["g2"]) == p.split("_g2-")[1].split("_")[0], (p, spec["prior"]["g2"])
 
 
@@ -226,6 +233,20 @@ ONE_LINE_ERRORS = {
                     ["'widths' was unexpected"]),
     "missing key": (lambda c: c["experiments"]["mmd"]["inputs"].pop("dim"), "experiments.mmd.inputs",
                     ["'dim' is a required property"]),
+    "job_minutes 0": (_set(["resources", "simulation", "job_minutes"], 0), "resources.simulation.job_minutes",
+                      ["0 is less than or equal to the minimum of 0"]),
+    "max_points_per_job 0": (_set(["resources", "simulation", "max_points_per_job"], 0),
+                             "resources.simulation.max_points_per_job", ["0 is less than the minimum of 1"]),
+    "max_points_per_job float": (_set(["resources", "simulation", "max_points_per_job"], 2.5),
+                                 "resources.simulation.max_points_per_job", ["2.5 is not of type 'integer'"]),
+    "runtime_safety < 1": (_set(["resources", "simulation", "runtime_safety"], 0.5),
+                           "resources.simulation.runtime_safety", ["0.5 is less than the minimum of 1"]),
+    "negative runtime_margin": (_set(["resources", "simulation", "runtime_margin"], -1),
+                                "resources.simulation.runtime_margin", ["-1 is less than the minimum of 0"]),
+    "unknown grouping option": (_set(["resources", "simulation", "points_per_job"], 5), "resources.simulation",
+                                ["'points_per_job' was unexpected"]),
+    "theory max_points_per_job 0": (_set(["resources", "theory", "max_points_per_job"], 0),
+                                    "resources.theory.max_points_per_job", ["0 is less than the minimum of 1"]),
     "cross-field check": (_set(["experiments", "instab", "analysis", "max_lag"], 20), "experiments.instab.grid.depth",
                           ["reference_step + max_lag = 25"]),
 }

@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm"
 TINY_CONFIG = REPO / "tests" / "data" / "tiny-config.yaml"
 EXPERIMENT = "kernel"  # the tiny-config experiment run through SLURM
-SIM_RULE = "simulate_point"
-# rules of that experiment that must run as SLURM jobs (spec rules are local)
-SLURM_RULES = {SIM_RULE, "theory_point", "compare_kernel", "plot_kernel"}
+SIM_RULE = "campaign"  # the profile's set-resources family of the campaign_<exp>_<chunk> rules
+# rule families of that experiment that must run as SLURM jobs
+SLURM_RULES = {SIM_RULE, "theory", "compare_kernel", "plot_kernel"}
 SNAKEMAKE_TIMEOUT = 300  # s; the whole test must stay below 6 minutes in CI
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -89,7 +89,7 @@ def _accounting_available():
 def _profile_for_node(node, dest):
     """Copy of the repository profile, with the simulation's MPI job made to fit one node.
 
-    Only ``set-resources.simulate_point.tasks`` (at most the node's CPUs, at
+    Only ``set-resources.campaign.tasks`` (at most the node's CPUs, at
     least 2: the plugin's minimum for MPI jobs) and, if needed, its
     ``mem_mb_per_cpu`` are lowered -- what a site would edit.  Every other key
     is used unchanged.
@@ -177,8 +177,12 @@ def test_tiny_experiment_runs_through_sbatch(cluster, tmp_path):
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.?\s*$", log, flags=re.M)
     logs = {jobid: Path(path) for jobid, path in submitted}
     rules_by_log = {jobid: _rule_of(path) for jobid, path in logs.items()}
-    assert set(rules_by_log.values()) == SLURM_RULES, rules_by_log
-    assert sum(r == SIM_RULE for r in rules_by_log.values()) == n_points
+    families = {jobid: re.sub(r"^(campaign|theory)_\w+_[0-9a-f]{8}$", r"\1", r) for jobid, r in rules_by_log.items()}
+    assert set(families.values()) == SLURM_RULES, rules_by_log
+    # one campaign job samples all points of the experiment (one chunk) with `tasks` ranks
+    assert sum(r == SIM_RULE for r in families.values()) == 1, rules_by_log
+    sim_cfg = yaml.safe_load(TINY_CONFIG.read_text())["resources"]["simulation"]
+    margin = sim_cfg.get("runtime_margin", 5)
     for jobid, path in logs.items():
         # the per-job log is written by SLURM and filled by the in-job executor
         assert path.is_file(), path
@@ -191,10 +195,12 @@ def test_tiny_experiment_runs_through_sbatch(cluster, tmp_path):
         assert info["JobName"] == run_uuid, info
         assert info["JobState"] == "COMPLETED", info
         assert info["BatchFlag"] == "1", info  # a batch job, i.e. submitted with sbatch
-        if rules_by_log[jobid] == SIM_RULE:
+        if families[jobid] == SIM_RULE:
             assert info["NumTasks"] == str(sim["tasks"]), info
-            launch = f"{sim['mpi']} -n {sim['tasks']} python -m mcsim run"
-            assert launch in text, text[-3000:]
+            # the runtime derived from the cost model: tiny points need the margin (+ 1 rounded-up minute)
+            assert info["TimeLimit"] in (f"00:{margin:02d}:00", f"00:{margin + 1:02d}:00"), info
+            job_log = workdir / "results" / "logs" / EXPERIMENT / f"campaign-{rules_by_log[jobid][-8:]}.log"
+            assert f"{n_points} point(s): {n_points} written" in job_log.read_text(), job_log.read_text()[-3000:]
 
 
 def _run_uuid(log):

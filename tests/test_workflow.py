@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from test_workflow_helpers import TINY_CONFIG, dry_run_jobs, load_tiny_config, run_snakemake, write_config
+from test_workflow_helpers import TINY_CONFIG, dry_run_jobs, load_tiny_config, rule_family, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,8 @@ def tiny_run(tmp_path_factory):
     """Run the whole tiny workflow once and build the report; returns the working directory."""
     workdir = tmp_path_factory.mktemp("tiny-workflow")
     shutil.copy(TINY_CONFIG, workdir / "tiny.yaml")  # no config.yaml here: the tiny config is the only one
-    proc = run_snakemake(["--cores", "2", "--configfile", "tiny.yaml"], cwd=workdir, timeout=1500)
+    # the user's command: with the default workflow profile (quiet output)
+    proc = run_snakemake(["--cores", "2", "--configfile", "tiny.yaml"], cwd=workdir, timeout=1500, default_profile=True)
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((workdir / "results" / "logs").rglob("*.log")))
         pytest.fail(f"tiny workflow failed:\n{proc.stdout[-5000:]}\n{logs[-8000:]}")
@@ -212,42 +213,88 @@ def _planned(workdir, config):
     return dry_run_jobs(proc.stdout)
 
 
-def test_adding_a_width_plans_only_the_new_points(tiny_run, tmp_path):
+def _sim_contents(workdir, exp):
+    """{file name: bytes} of an experiment's simulation files (Snakemake touches the outputs of a
+    rerun job, so mtimes do not tell whether mcsim rewrote a file; the bytes do: final files hold
+    their creation time)."""
+    return {p.name: p.read_bytes() for p in (workdir / "results" / exp / "sim").glob("*.h5")}
+
+
+def _job_logs(workdir, exp, family, jobs=None):
+    """Text of the logs of an experiment's campaign/theory jobs (only those of `jobs`, the planned
+    rules, if given: a copied run keeps the logs of chunks that did not rerun)."""
+    paths = sorted((workdir / "results" / "logs" / exp).glob(f"{family}-*.log"))
+    if jobs is not None:
+        ids = {rule[-8:] for rule, _ in jobs if rule_family(rule) == family}
+        paths = [p for p in paths if p.stem.split("-", 1)[1] in ids]
+    return "\n".join(p.read_text() for p in paths)
+
+
+def _campaign_logs(workdir, exp, jobs=None):
+    return _job_logs(workdir, exp, "campaign", jobs)
+
+
+def test_default_output_is_quiet_with_one_line_per_campaign_progress(tiny_run):
+    """The default profile hides the per-job rule blocks; each campaign job shows its progress
+    lines prefixed with its rule; the per-point messages stay in the job's log."""
+    printed = (tiny_run / "snakemake-run.log").read_text()
+    assert "Using workflow specific profile" in printed
+    assert not re.search(r"^rule \w+:", printed, flags=re.M)
+    progress = re.findall(r"^\[(campaign_\w+)\] points (\d+)/(\d+), blocks", printed, flags=re.M)
+    assert {rule_family(r) for r, _, _ in progress} == {"campaign"}
+    assert len({r for r, _, _ in progress}) == 5  # one campaign job per simulation experiment
+    assert "wrote results/" not in printed  # per-point lines only in the logs
+    assert "wrote results/" in _campaign_logs(tiny_run, "mmd")
+    assert len(printed.splitlines()) < 400, len(printed.splitlines())
+
+
+def test_adding_a_width_samples_only_the_new_points(tiny_run, tmp_path):
+    """A new grid value: only the mmd chunks holding new points rerun; the campaign samples only
+    the new points (finished point files are skipped and keep their mtime), theory computes only them."""
     workdir = _copy_run(tiny_run, tmp_path)
     config = load_tiny_config()
     config["experiments"]["mmd"]["grid"]["width"] = [8, 16, 32]
     jobs = _planned(workdir, config)
-    per_point = {(rule, w.get("exp"), w.get("point")) for rule, w in jobs if "point" in w}
-    new_points = {f"arch-{arch}_bias-uncorrelated_act-relu_n-16_A-3_g2-1.6_s2-0.2_in-{k}"
-                  for arch in ("dnn", "rnn") for k in (0, 1)}
-    expected = {(rule, "mmd", p) for p in new_points
-                for rule in ("point_spec", "theory_spec", "simulate_point", "theory_point")}
-    assert per_point == expected
-    others = sorted((rule, w.get("exp")) for rule, w in jobs if "point" not in w)
-    assert others == [("all", None), ("claims", None), ("compare_mmd", "mmd"), ("plot_mmd", "mmd")]
+    families = sorted({(rule_family(rule), rule.split("_")[1] if rule_family(rule) != rule else None) for rule, _ in jobs})
+    assert families == [("all", None), ("campaign", "mmd"), ("claims", None), ("compare_mmd", None),
+                        ("plot_mmd", None), ("theory", "mmd")], families
+    before = _sim_contents(workdir, "mmd")
+    proc = run_snakemake(["--cores", "2", "--configfile", "changed.yaml"], cwd=workdir, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    after = _sim_contents(workdir, "mmd")
+    assert {k: after[k] for k in before} == before  # finished points not rewritten
+    new = set(after) - set(before)
+    assert new == {f"arch-{arch}_bias-uncorrelated_act-relu_n-16_A-3_g2-1.6_s2-0.2_in-{k}.h5"
+                   for arch in ("dnn", "rnn") for k in (0, 1)}
+    cfg = config["experiments"]["mmd"]
+    logs = _campaign_logs(workdir, "mmd", jobs)
+    sampled = sum(int(n) for n in re.findall(r"sampled (\d+) block\(s\), \d+ realizations", logs))
+    assert sampled == len(new) * cfg["realizations"] // cfg["block_size"], logs[-3000:]
+    written = sum(int(n) for n in re.findall(r"point\(s\): (\d+) written", logs))
+    assert written == len(new), logs[-3000:]
+    theory = _job_logs(workdir, "mmd", "theory", jobs)
+    assert sum(int(n) for n in re.findall(r"predict-many: (\d+) computed", theory)) == len(new), theory
 
 
 def test_raising_realizations_resamples_only_new_blocks(tiny_run, tmp_path):
-    """More realizations: the point specs are rewritten and the simulations rerun (the
-    store supplies the old blocks), theory is untouched, other experiments untouched."""
+    """More realizations: the fluct campaign jobs rerun (params changed) and every point reuses
+    its stored blocks and samples only the new block; theory and other experiments are untouched."""
     workdir = _copy_run(tiny_run, tmp_path)
     config = load_tiny_config()
     old = config["experiments"]["fluct"]["realizations"]
     config["experiments"]["fluct"]["realizations"] = old + config["experiments"]["fluct"]["block_size"]
     jobs = _planned(workdir, config)
-    rules = sorted({rule for rule, _ in jobs})
-    assert rules == ["all", "claims", "compare_fluctuations", "plot_fluctuations", "point_spec", "simulate_point"]
-    assert {w["exp"] for rule, w in jobs if rule not in ("all", "claims")} == {"fluct"}
-    n_points = len({w["point"] for rule, w in jobs if rule == "simulate_point"})
-    assert n_points == len(config["experiments"]["fluct"]["grid"]["arch"]) * len(
-        config["experiments"]["fluct"]["grid"]["width"])
-    # run it: every point reuses its stored blocks and samples only the new block
+    assert sorted({rule_family(rule) for rule, _ in jobs}) == [
+        "all", "campaign", "claims", "compare_fluctuations", "plot_fluctuations"]
+    assert all(rule.startswith("campaign_fluct_") for rule, _ in jobs if rule_family(rule) == "campaign")
     proc = run_snakemake(["--cores", "2", "--configfile", "changed.yaml"], cwd=workdir, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    for log in (workdir / "results" / "logs" / "fluct" / "sim").glob("*.log"):
-        text = log.read_text()
-        assert int(re.search(r"covering (\d+) realizations", text).group(1)) == old, text
-        assert int(re.search(r"(\d+) block\(s\) to sample", text).group(1)) == 1, text
+    points = re.findall(r"point (\S+) \(\w+\) \(R=(\d+).*?covering (\d+) realizations; (\d+) block\(s\) to sample",
+                        _campaign_logs(workdir, "fluct", jobs))
+    grid = config["experiments"]["fluct"]["grid"]
+    assert len(points) == len(grid["arch"]) * len(grid["width"]), points
+    for _, R, covered, todo in points:
+        assert (int(R), int(covered), int(todo)) == (old + config["experiments"]["fluct"]["block_size"], old, 1)
     rows = _read(workdir, "fluct")
     assert {int(r["realizations"]) + int(r["overflowed"]) for r in rows} == {old + config["experiments"]["fluct"]["block_size"]}
 

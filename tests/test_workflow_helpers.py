@@ -26,13 +26,17 @@ def snakemake_env() -> dict:
     return env
 
 
-def run_snakemake(args, cwd, timeout=600, check=False, env=None) -> subprocess.CompletedProcess:
+def run_snakemake(args, cwd, timeout=600, check=False, env=None, default_profile=False) -> subprocess.CompletedProcess:
     """Run ``python -m snakemake --snakefile <repo>/Snakefile ARGS`` in ``cwd``.
 
-    ``env`` defaults to :func:`snakemake_env`.  Returns the completed process
-    with stdout and stderr merged in ``stdout``.
+    ``env`` defaults to :func:`snakemake_env`.  Without ``default_profile`` the
+    repository's default workflow profile (profiles/default: quiet output) is
+    switched off (``--workflow-profile none``), so dry runs list every job.
+    Returns the completed process with stdout and stderr merged in ``stdout``.
     """
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), *map(str, args)]
+    if not default_profile:
+        cmd += ["--workflow-profile", "none"]
     proc = subprocess.run(
         cmd, cwd=cwd, env=env or snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=timeout,
@@ -60,6 +64,36 @@ def dry_run_jobs(output: str) -> list[tuple[str, dict]]:
     return jobs
 
 
+_CHUNK_ID = re.compile(r"^((?:campaign|theory)_\w+)_[0-9a-f]{8}$")
+
+
+def rule_family(rule: str) -> str:
+    """Generated per-chunk rule -> its family: campaign_<exp>_<id> -> 'campaign', theory_<exp>_<id> -> 'theory'."""
+    m = _CHUNK_ID.match(rule)
+    return rule.split("_", 1)[0] if m else rule
+
+
+def family_counts(output: str) -> dict:
+    """Jobs per rule family of a dry-run log (works with and without --quiet rules)."""
+    counts = {}
+    for rule, n in job_stats(output).items():
+        counts[rule_family(rule)] = counts.get(rule_family(rule), 0) + n
+    return counts
+
+
+def job_stats(output: str) -> dict:
+    """The first "Job stats" table of a Snakemake log: {rule: count} (without the total)."""
+    lines = output.splitlines()
+    start = lines.index("Job stats:") + 3  # title, header, dashes
+    stats = {}
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        stats[parts[0]] = int(parts[1])
+    return stats
+
+
 def load_tiny_config() -> dict:
     return yaml.safe_load(TINY_CONFIG.read_text())
 
@@ -67,6 +101,15 @@ def load_tiny_config() -> dict:
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def test_rule_family_and_job_stats_parser():
+    assert rule_family("campaign_fig2_width_0a1b2c3d") == "campaign"
+    assert rule_family("theory_mmd_deadbeef") == "theory"
+    assert rule_family("compare_mmd") == "compare_mmd" and rule_family("theory_mmd") == "theory_mmd"
+    text = "Job stats:\njob   count\n---  -----\ncampaign_a_0123abcd  2\ntheory_a_0123abcd 1\nall 1\ntotal 4\n"
+    assert job_stats(text) == {"campaign_a_0123abcd": 2, "theory_a_0123abcd": 1, "all": 1}
+    assert family_counts(text) == {"campaign": 2, "theory": 1, "all": 1}
 
 
 def test_dry_run_parser():

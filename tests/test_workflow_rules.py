@@ -2,14 +2,15 @@
 
 import re
 
-from test_workflow_helpers import dry_run_jobs, load_tiny_config, run_snakemake, write_config
+from test_workflow_helpers import dry_run_jobs, family_counts, load_tiny_config, run_snakemake, write_config
 
 KINDS = ("kernel", "mmd", "fluctuations", "input_propagation", "instability")
 
-# The job list of `snakemake -n` on the tiny config (the same as with the hand-written
-# rules before they were generated, plus the claims rule).
+# The jobs of `snakemake -n` on the tiny config per rule family: one campaign and one
+# theory job per simulation experiment (its 2-8 points fit in one chunk), then one
+# comparison and plot per experiment, the claims (issue 8: 24 jobs, were 84).
 TINY_JOBS = {
-    "point_spec": 19, "theory_spec": 19, "simulate_point": 19, "theory_point": 19, "phase_diagram": 1,
+    "campaign": 5, "theory": 5, "phase_diagram": 1,
     **{f"compare_{k}": 1 for k in KINDS}, **{f"plot_{k}": 1 for k in KINDS}, "plot_phase_diagram": 1,
     "claims": 1, "all": 1,
 }
@@ -22,10 +23,39 @@ def _dry_run(tmp_path, config, *extra):
 
 
 def test_tiny_dry_run_job_list(tmp_path):
-    counts = {}
-    for rule, _ in dry_run_jobs(_dry_run(tmp_path, load_tiny_config())):
-        counts[rule] = counts.get(rule, 0) + 1
-    assert counts == TINY_JOBS
+    out = _dry_run(tmp_path, load_tiny_config())
+    assert family_counts(out) == TINY_JOBS
+    # the job list agrees with the job stats table
+    assert len(dry_run_jobs(out)) == sum(TINY_JOBS.values())
+
+
+def test_campaign_jobs_declare_every_point_and_their_chunk(tmp_path):
+    """Each campaign/theory job declares its chunk file and every point file of its chunk as outputs,
+    and the points of an experiment are covered exactly once."""
+    config = load_tiny_config()
+    config["resources"]["simulation"]["max_points_per_job"] = 3
+    out = _dry_run(tmp_path, config)
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", out)
+    seen = {"campaign": [], "theory": []}
+    for block in blocks:
+        m = re.match(r"rule (campaign|theory)_(\w+)_([0-9a-f]{8}):", block)
+        if not m:
+            continue
+        family, exp, cid = m.groups()
+        outputs = block.split("output: ")[1].split("\n")[0].split(", ")
+        assert outputs[0] == f"results/{exp}/chunks/{'sim' if family == 'campaign' else 'theory'}-{cid}.json"
+        points = [o.removesuffix(" (update)") for o in outputs[1:]]
+        assert all(o.endswith(" (update)") for o in outputs[1:]), outputs
+        assert all(p.startswith(f"results/{exp}/{'sim' if family == 'campaign' else 'theory'}/") for p in points)
+        assert f"log: results/logs/{exp}/{family}-{cid}.log" in block
+        if family == "campaign":
+            assert len(points) <= 3
+        seen[family] += points
+    mmd = config["experiments"]["mmd"]
+    n_mmd = len(mmd["grid"]["arch"]) * len(mmd["grid"]["width"]) * mmd["input_sets"]
+    assert len([p for p in seen["campaign"] if p.startswith("results/mmd/")]) == n_mmd
+    assert len(seen["campaign"]) == len(set(seen["campaign"])) == len(seen["theory"]) == len(set(seen["theory"]))
+    assert sum(p.startswith("results/mmd/") for p in seen["campaign"]) == n_mmd
 
 
 def test_generated_rules_have_their_own_outputs_and_logs(tmp_path):

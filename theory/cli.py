@@ -9,6 +9,13 @@
     are skipped and the root attribute ``nlo_note`` says so.  Root attrs:
     ``spec_json``, every prior parameter, ``width``, ``theory_version``.
 
+``predict-many --specs CHUNK.json``
+    ``predict`` for every point of a chunk file
+    ``{"points": [{"name": ..., "spec": {...}, "out": "THEORY.h5"}, ...]}`` in
+    one process; points whose file is already current (same spec, theory
+    version and quadrature request) are skipped, a failing point is named and
+    the others are still computed (exit status 1).
+
 ``phase-diagram --activation tanh --g2 MIN MAX N --sigma2 MIN MAX N --out FILE.h5``
     Fixed point and depth scales on a grid (see :func:`theory.phase_diagram`).
 
@@ -24,6 +31,7 @@ argparse's own format and also exit 2).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -71,23 +79,19 @@ def _prior_attrs(prior) -> dict:
     return out
 
 
-def cmd_predict(args) -> int:
+def _predict_point(spec, out: Path, args) -> None:
+    """Compute the predictions of one validated :class:`theory.spec.PointSpec` and write ``out`` atomically."""
     from . import __version__
+    from .gaussian import quadrature_diagnostics
     from .kernel import kernel
     from .nlo import input_propagation, nlo_covariance
-    from .spec import parse_point_spec
 
-    from .gaussian import quadrature_diagnostics
-
-    spec = parse_point_spec(args.spec)
     prior, X, width = spec.prior, spec.X, spec.width
-    prior.act.validated()  # a custom activation must be vectorised: bad input, before any work
     q = dict(quad_order=args.quad_order, quad_tol=args.quad_tol)
-    diag_cm = quadrature_diagnostics()
-    diag = diag_cm.__enter__()
-    try:
+    with quadrature_diagnostics() as diag:
         datasets = {"kernel": kernel(prior, X, **q), "inputs": X}
-        attrs = {"spec_json": spec.canonical_json(), "width": width, "theory_version": __version__}
+        attrs = {"spec_json": spec.canonical_json(), "width": width, "theory_version": __version__,
+                 "quadrature_request": _quadrature_request(args)}
         attrs.update(_prior_attrs(prior))
         if X.ndim == 2:
             cov = np.stack([nlo_covariance(prior, x, width, **q) for x in X])
@@ -99,11 +103,112 @@ def cmd_predict(args) -> int:
             attrs["nlo_note"] = "each pattern treated as a single input at a = 0"
         else:
             attrs["nlo_note"] = "skipped: NLO predictions are defined for single inputs at a = 0, got sequence inputs"
-    finally:
-        diag_cm.__exit__(None, None, None)
     attrs.update(_quadrature_attrs(diag, args))
-    _write_h5_atomic(Path(args.out), datasets, attrs, _DATASET_INFO)
+    _write_h5_atomic(Path(out), datasets, attrs, _DATASET_INFO)
+
+
+def _quadrature_request(args) -> str:
+    """Canonical text of the requested quadrature options (part of what makes a theory file current)."""
+    return json.dumps({"quad_order": args.quad_order, "quad_tol": args.quad_tol}, sort_keys=True)
+
+
+def theory_file_is_current(path, spec, args) -> bool:
+    """True if ``path`` is a complete theory file of ``spec`` from this theory version and quadrature request.
+
+    Parameters
+    ----------
+    path : path-like
+        Theory HDF5 file (written atomically by ``predict``: it is complete or absent).
+    spec : theory.spec.PointSpec
+    args : argparse.Namespace
+        With ``quad_order`` and ``quad_tol``.
+
+    Returns
+    -------
+    bool
+        False if the file is missing, unreadable, or written for another spec
+        (root attribute ``spec_json``), theory version or quadrature request.
+    """
+    import h5py
+
+    from . import __version__
+
+    if not os.path.isfile(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+            return ("kernel" in f and attrs.get("spec_json") == spec.canonical_json()
+                    and attrs.get("theory_version") == __version__
+                    and attrs.get("quadrature_request") == _quadrature_request(args))
+    except OSError:
+        return False
+
+
+def cmd_predict(args) -> int:
+    from .spec import parse_point_spec
+
+    spec = parse_point_spec(args.spec)
+    spec.prior.act.validated()  # a custom activation must be vectorised: bad input, before any work
+    _predict_point(spec, Path(args.out), args)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _read_chunk(path: str) -> list:
+    """The validated points of a chunk file: [(name, PointSpec, out Path)]; ValueError naming what is wrong."""
+    from .spec import parse_point_spec
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"specs: {path} is not valid JSON: {exc}") from None
+    points = doc.get("points") if isinstance(doc, dict) else None
+    if not isinstance(points, list) or not points:
+        raise ValueError(f"specs: {path} must be an object with a non-empty list 'points'")
+    out, names, outs = [], set(), set()
+    for i, point in enumerate(points):
+        if not isinstance(point, dict) or set(point) != {"name", "spec", "out"}:
+            raise ValueError(f"specs: points[{i}] must have exactly the keys name, spec, out")
+        name = point["name"]
+        if not isinstance(name, str) or not name or name in names:
+            raise ValueError(f"specs: points[{i}].name must be a unique non-empty string, got {name!r}")
+        if not isinstance(point["out"], str) or not point["out"] or point["out"] in outs:
+            raise ValueError(f"specs: {name}: out must be a unique non-empty path, got {point['out']!r}")
+        names.add(name)
+        outs.add(point["out"])
+        try:
+            spec = parse_point_spec(point["spec"])
+            spec.prior.act.validated()
+        except ValueError as exc:
+            raise ValueError(f"{name}: {_one_line(exc)}") from None
+        out.append((name, spec, Path(point["out"])))
+    return out
+
+
+def cmd_predict_many(args) -> int:
+    """Predictions for every point of a chunk file; points whose file is current are skipped."""
+    from .kernel import NonFiniteTheoryError
+
+    points = _read_chunk(args.specs)  # every point is validated before any work
+    failed, done, skipped = [], 0, 0
+    for name, spec, out in points:
+        if theory_file_is_current(out, spec, args):
+            skipped += 1
+            continue
+        try:
+            _predict_point(spec, out, args)
+        except (NonFiniteTheoryError, OSError) as exc:
+            failed.append(name)
+            print(f"error: {name}: {_one_line(exc)}", file=sys.stderr, flush=True)
+            continue
+        done += 1
+        print(f"wrote {out}", flush=True)
+    print(f"predict-many: {done} computed, {skipped} already current, {len(failed)} failed of {len(points)}", flush=True)
+    if failed:
+        print(f"error: {len(failed)} point(s) failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -225,6 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output HDF5 file (written atomically)")
     _quad_args(p)
     p.set_defaults(func=cmd_predict)
+    m = sub.add_parser(
+        "predict-many",
+        help="predictions for every point of a chunk file (one process for many points)",
+        description="As predict, for each point of a chunk file {\"points\": [{\"name\": ..., \"spec\": {...}, "
+        "\"out\": \"THEORY.h5\"}, ...]}. Every spec is validated first (bad input: exit status 2, no work done). "
+        "A point whose out file is already a complete file of the same spec, theory version and quadrature "
+        "request is skipped. A point that fails (e.g. non-finite theory) is named on stderr and the others are "
+        "still computed; the exit status is then 1. " + QUAD_HELP,
+        epilog=EXIT_CODES,
+    )
+    m.add_argument("--specs", required=True, help="chunk JSON file with the points (name, spec, out)")
+    _quad_args(m)
+    m.set_defaults(func=cmd_predict_many)
     d = sub.add_parser(
         "phase-diagram",
         help="fixed point and depth scales on a (g2, sigma2) grid",

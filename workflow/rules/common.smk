@@ -2,8 +2,11 @@
 # specs, target lists.  Pure bookkeeping (no numerics); included by the root
 # Snakefile after config.smk has validated the config into CONFIG.
 
+import importlib.util
 import itertools
 import json
+import math
+import os
 import re
 
 # Observables requested from `mcsim run` per experiment kind.
@@ -122,20 +125,12 @@ def canonical(obj):
     return json.dumps(obj, sort_keys=True, indent=1) + "\n"
 
 
-def point_spec_text(wildcards):
-    return canonical(POINTS[wildcards.exp][wildcards.point]["spec"])
-
-
-def theory_spec_text(wildcards):
-    return canonical(POINTS[wildcards.exp][wildcards.point]["theory_spec"])
-
-
 def sim_files(wildcards):
-    return [f"results/{wildcards.exp}/sim/{p}.h5" for p in POINTS[wildcards.exp]]
+    return [sim_path(wildcards.exp, p) for p in POINTS[wildcards.exp]]
 
 
 def theory_files(wildcards):
-    return [f"results/{wildcards.exp}/theory/{p}.h5" for p in POINTS[wildcards.exp]]
+    return [theory_path(wildcards.exp, p) for p in POINTS[wildcards.exp]]
 
 
 def point_table(wildcards):
@@ -219,6 +214,115 @@ def print_claims(path=CLAIMS_CSV):
             print(f"  {'':15}     why: {r['reason']}")
     passed = sum(r["result"] == "pass" for r in rows)
     print(f"  {passed} of {len(rows)} claims pass.\n")
+
+
+# --------------------------------------------------------------------------- job sizing
+# Points are grouped into chunks per experiment (workflow/lib/jobsizing.py: content-defined,
+# deterministic, stable when grid values are added); one campaign job samples a chunk
+# (`mcsim campaign`), one theory job predicts a chunk (`theory predict-many`).
+
+
+def _load_jobsizing():
+    path = os.path.join(workflow.basedir, "workflow", "lib", "jobsizing.py")
+    spec = importlib.util.spec_from_file_location("workflow_jobsizing", path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+JOBSIZING = _load_jobsizing()
+SIM_RES = RES["simulation"]
+PROGRESS_INTERVAL = SIM_RES["progress_interval"]
+# Lines of a campaign job's stderr shown on the terminal (all of them go to its log):
+# the progress lines ("mcsim campaign: points 3/40, blocks ..., ETA ...") and failures.
+TERMINAL_LINES = "^mcsim campaign: points |error|failed:"
+
+
+def _walk_key(params):
+    """Walk order of an experiment's points: its grid axes, numerically (new grid values insert runs)."""
+    return (params["arch"], params["bias"], params["activation"], params["width"], params["depth"], params["g2"],
+            params["input_set"])
+
+
+def sim_path(exp, point):
+    return f"results/{exp}/sim/{point}.h5"
+
+
+def theory_path(exp, point):
+    return f"results/{exp}/theory/{point}.h5"
+
+
+def chunk_text(exp, names, spec_key, path):
+    """Canonical chunk JSON {"points": [{"name", "spec", "out"}, ...]} read by mcsim campaign / theory predict-many."""
+    return canonical({"points": [{"name": p, "spec": POINTS[exp][p][spec_key], "out": path(exp, p)} for p in names]})
+
+
+def _chunks(exp, kind):
+    """Chunks of one experiment: [{"id", "points", "seconds", "text"}] for kind "sim" or "theory"."""
+    from mcsim.cost import estimate_seconds
+
+    points = POINTS[exp]
+    if kind == "sim":
+        costs = {p: estimate_seconds(d["spec"]) for p, d in points.items()}
+        target, limit, spec_key, path = SIM_RES["job_minutes"] * 60.0 * CAMPAIGN_TASKS, SIM_RES["max_points_per_job"], "spec", sim_path
+    else:  # theory jobs: sized by point count only, so that realizations never regroup them
+        costs = dict.fromkeys(points, 0.0)
+        target, limit, spec_key, path = math.inf, RES["theory"]["max_points_per_job"], "theory_spec", theory_path
+    items = [(p, _walk_key(d["params"]), costs[p]) for p, d in points.items()]
+    return [
+        {"id": JOBSIZING.chunk_id(names), "points": names, "seconds": sum(costs[p] for p in names),
+         "text": chunk_text(exp, names, spec_key, path)}
+        for names in JOBSIZING.chunk(items, target, limit)
+    ]
+
+
+def _campaign_tasks():
+    """MPI ranks of a campaign job: a profile's `set-resources: campaign: tasks:` (an integer), else resources.simulation.tasks.
+
+    Chunks are sized and runtimes derived for the ranks the jobs really get.
+    """
+    overrides = workflow.resource_settings._parsed_overwrite_resources.get("campaign", {})
+    tasks = overrides["tasks"] if "tasks" in overrides else None
+    if tasks is not None and not tasks.is_evaluable():
+        return int(tasks.value)
+    return SIM_RES["tasks"]
+
+
+CAMPAIGN_TASKS = _campaign_tasks()
+SIM_CHUNKS = {exp: _chunks(exp, "sim") for exp in POINTS}
+THEORY_CHUNKS = {exp: _chunks(exp, "theory") for exp in POINTS}
+
+
+def campaign_runtime(seconds):
+    """runtime resource (minutes, x attempt) of a campaign job predicted to take `seconds` single-core."""
+    if "runtime" in SIM_RES:
+        minutes = SIM_RES["runtime"]
+    else:
+        minutes = JOBSIZING.runtime_minutes(seconds, CAMPAIGN_TASKS, SIM_RES["runtime_safety"], SIM_RES["runtime_margin"])
+    return lambda wildcards, attempt: minutes * attempt
+
+
+def write_chunk(path, text):
+    """Write a chunk file atomically (the job's declared output)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def family_resources(family, rule_names):
+    """Let `--set-resources FAMILY:...` (a profile's set-resources.FAMILY) apply to every generated rule of a family.
+
+    The campaign rules are generated per chunk (names campaign_<exp>_<id>, unknown
+    to a profile); a profile sets their resources once under `campaign`.  Must run
+    before the rules are defined (Snakemake applies set-resources by rule name when
+    a rule is defined, and passes the same mapping to cluster jobs).
+    """
+    overrides = workflow.resource_settings._parsed_overwrite_resources
+    if family in overrides:
+        for name in rule_names:
+            overrides.setdefault(name, overrides[family])
 
 
 wildcard_constraints:
