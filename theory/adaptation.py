@@ -61,6 +61,12 @@ class Adaptation:
     predictor_se : ndarray, shape (P, n_out)
     predictor_prior : ndarray, shape (P, n_out)
         ``m(Kbar)``: the NNGP prediction (Eq. 37 with ``kappa``).
+    predictor_fluctuation : ndarray, shape (P, n_out)
+        ``(1/2) E_prior[d^2 m]``: the O(1/n) prior-mean shift of ``m`` from the
+        kernel fluctuations, so that ``E_post[m] = m(Kbar) + predictor_fluctuation
+        + predictor + O(n^-2)`` when ``E_prior[K] = Kbar`` (exact for linear
+        networks without readout nonlinearity; otherwise the O(1/n) mean shift
+        of ``K``, not computed here, adds ``dm/dK . E[dK]``).
     train_error, test_error : float
         ``Delta`` of the mean squared error on the training / test patterns
         (``nan`` for the test error without test patterns).
@@ -87,6 +93,7 @@ class Adaptation:
     predictor: np.ndarray
     predictor_se: np.ndarray
     predictor_prior: np.ndarray
+    predictor_fluctuation: np.ndarray
     train_error: float
     train_error_se: float
     train_error_prior: float
@@ -235,6 +242,14 @@ def adaptation(prior, X, y, train, kappa, width, gamma0: float = 1.0, method: st
 
     pred_r = dm(caux_r[:, A1, A1])
     pred = dm(caux[A1, A1])
+    # (1/2) E[d^2 m] = -E[dK_{.D} M dK_DD] M Y + K_{.D} M E[dK_DD M dK_DD] M Y
+    if np.isinf(kappa_f):
+        fluct = np.zeros_like(m0)
+    else:
+        M = np.linalg.inv(Kk)
+        S = cov.caux[A1, A1][:, tr].reshape(P, PD, PD, PD) / gamma0**2  # Cov(K_{rho, j}, K_{k, b}), j, k, b in D
+        T1 = np.einsum("jk,rjkb->rb", M, S)
+        fluct = -T1 @ MY + KM @ T1[tr] @ MY
 
     def err(idx, reps_pred, point):
         if idx.size == 0:
@@ -251,7 +266,7 @@ def adaptation(prior, X, y, train, kappa, width, gamma0: float = 1.0, method: st
     var_lin = float(g @ cov.caux[A1, A1][np.ix_(tr, tr)].reshape(PD * PD, PD * PD) @ g) if PD else 0.0
     return Adaptation(
         caux=caux, chat=chat, caux_se=se(caux_r), chat_se=se(chat_r),
-        predictor=pred, predictor_se=se(pred_r), predictor_prior=m0,
+        predictor=pred, predictor_se=se(pred_r), predictor_prior=m0, predictor_fluctuation=fluct,
         train_error=tr_d, train_error_se=tr_se, train_error_prior=tr0,
         test_error=te_d, test_error_se=te_se, test_error_prior=te0,
         G=G, kernel=K, expansion_parameter=float(np.sqrt(max(var_lin, 0.0))),
