@@ -122,6 +122,14 @@ def _targets(y, P: int) -> np.ndarray:
     return Y
 
 
+def check_output_scale(gamma0) -> float:
+    """Validate the output scale ``gamma_0 > 0`` (``ValueError`` naming ``gamma0``)."""
+    g = check_nonneg_scalar("gamma0", gamma0)
+    if g <= 0:
+        raise ValueError(f"gamma0: must be > 0, got {gamma0!r}")
+    return g
+
+
 def readout_gradient(K_DD, Y_D, kappa: float) -> np.ndarray:
     """``G = dl/dK = (1/2)(M Y Y^T M - n_out M)``, ``M = (K_DD + kappa I)^-1`` (ordered pairs).
 
@@ -198,9 +206,7 @@ def adaptation(prior, X, y, train, kappa, width, gamma0: float = 1.0, method: st
         kappa, bool) else None
     if kappa_f is None or np.isnan(kappa_f) or kappa_f < 0:
         raise ValueError(f"kappa: must be a number >= 0 (or inf), got {kappa!r}")
-    gamma0 = check_nonneg_scalar("gamma0", gamma0)
-    if gamma0 <= 0:
-        raise ValueError(f"gamma0: must be > 0, got {gamma0!r}")
+    gamma0 = check_output_scale(gamma0)
     n = _check_width(width)
     cov = nlo_cross_covariance(prior, seq, n, targets=readout_targets(prior, tr), method=method, points=points,
                                replicates=replicates, seed=seed, quad_tol=quad_tol,

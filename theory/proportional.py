@@ -52,6 +52,7 @@ import numpy as np
 import scipy.optimize
 import scipy.signal
 
+from .adaptation import check_output_scale
 from .kernel import _check_prior, kernel
 from .nlo import _check_width
 from .prior import Prior, check_nonneg_scalar
@@ -128,15 +129,15 @@ def _setup(prior, X, y, kappa, width, gamma0):
     kappa = check_nonneg_scalar("kappa", kappa)
     if kappa <= 0:
         raise ValueError(f"kappa: must be > 0, got {kappa!r}")
-    gamma0 = check_nonneg_scalar("gamma0", gamma0)
-    if gamma0 <= 0:
-        raise ValueError(f"gamma0: must be > 0, got {gamma0!r}")
+    gamma0 = check_output_scale(gamma0)
     n = _check_width(width)
     L = prior.depth + 1
     C0 = C[0, 0]
-    if np.linalg.eigvalsh(C0).min() <= 1e-12 * np.abs(C0).max():
+    try:
+        np.linalg.cholesky(C0 - 1e-12 * np.abs(C0).max() * np.eye(P))
+    except np.linalg.LinAlgError:
         raise ValueError("X: the input kernel g_0^2/n_in X X^T must be positive definite (P <= n_in, "
-                         "linearly independent patterns)")
+                         "linearly independent patterns)") from None
     nngp = np.stack([C[a, a] for a in range(L + 1)])
     return prior, Y, kappa, gamma0, n, L, nngp
 
@@ -228,6 +229,21 @@ def map_kernels(prior: Prior, X, y, kappa, width, gamma0: float = 1.0, damping: 
     return MAPKernels(C=Cs, Ctilde=Ct, nngp=nngp, predictor=pred, iterations=it, residual=resid)
 
 
+def _saddle_logq(lam, w2, kappa, n, L) -> float:
+    """``ln q`` at the Li-Sompolinsky saddle point (eigenvalues ``lam`` of Kbar, squared target projections ``w2``)."""
+
+    def residual(logq):
+        q = np.exp(logq)
+        u = q**L
+        d = u * lam + kappa
+        return q - 1.0 - (np.sum(w2 * u * lam / d**2) - np.sum(u * lam / d)) / n
+
+    lo, hi = -30.0, 30.0
+    if residual(lo) * residual(hi) > 0:
+        raise ConvergenceError("li_sompolinsky: no root of the saddle-point equation in q in [e^-30, e^30]")
+    return float(scipy.optimize.brentq(residual, lo, hi, xtol=1e-15, rtol=1e-15))
+
+
 def li_sompolinsky(prior: Prior, X, y, kappa, width, gamma0: float = 1.0) -> LiSompolinsky:
     """Scalar renormalisation ``u = q^L`` of the deep linear network (module docstring).
 
@@ -251,18 +267,7 @@ def li_sompolinsky(prior: Prior, X, y, kappa, width, gamma0: float = 1.0) -> LiS
     Kbar = nngp[L] / gamma0
     P = Kbar.shape[0]
     lam, V = np.linalg.eigh(Kbar)
-    w2 = (V.T @ Y[:, 0]) ** 2
-
-    def residual(logq):
-        q = np.exp(logq)
-        u = q**L
-        d = u * lam + kappa
-        return q - 1.0 - (np.sum(w2 * u * lam / d**2) - np.sum(u * lam / d)) / n
-
-    lo, hi = -30.0, 30.0
-    if residual(lo) * residual(hi) > 0:
-        raise ConvergenceError("li_sompolinsky: no root of the saddle-point equation in q in [e^-30, e^30]")
-    logq = scipy.optimize.brentq(residual, lo, hi, xtol=1e-15, rtol=1e-15)
+    logq = _saddle_logq(lam, (V.T @ Y[:, 0]) ** 2, kappa, n, L)
     q = float(np.exp(logq))
     u = q**L
     pred = u * Kbar @ np.linalg.solve(u * Kbar + kappa * np.eye(P), Y)
@@ -314,19 +319,27 @@ def exact_predictor(prior: Prior, X, y, kappa, width, gamma0: float = 1.0, step:
     b = V.T @ Y[:, 0]
     k = n / 2.0
     h = 0.02 / np.sqrt(n) if step is None else float(step)
+    # exponential tilting: each log-gamma factor is multiplied by exp(theta t) so that it peaks at the
+    # saddle point ln q*; the FFT convolution is then accurate (relative to its peak) where the
+    # posterior lives, and the tilt exp(theta s) is divided out exactly afterwards
+    t_star = _saddle_logq(lam, b**2, kappa, n, L)
+    theta = -k * (1.0 - np.exp(t_star))
     half = 4 * int(np.ceil((3.0 + 40.0 * np.sqrt(L / n)) / h / 4))
-    s = h * np.arange(-half, half + 1)
-    # log density of t = ln q, q ~ Gamma(k, 1/k): k t - k e^t (+ const)
-    logp1 = k * s - k * np.exp(np.clip(s, None, 50.0))
+    s = L * t_star + h * np.arange(-half, half + 1)  # grid of s = ln u, centred at the saddle
+    t = t_star + h * np.arange(-half, half + 1)  # grid of one factor t = ln q
+    logp1 = k * t - k * np.exp(np.clip(t, None, 50.0)) + theta * t  # tilted log-gamma (+ const)
     p1 = np.exp(logp1 - logp1.max())
     p = p1.copy()
-    for _ in range(L - 1):  # density of the sum of L i.i.d. log-gammas (same grid, centred at 0)
-        p = np.maximum(scipy.signal.fftconvolve(p, p1, mode="same"), 0.0)
+    for _ in range(L - 1):  # L-fold convolution; the centres add up: grid of s
+        p = scipy.signal.fftconvolve(p, p1, mode="same")
+        p = np.where(p > 1e-13 * p.max(), p, 0.0)  # below the FFT round-off: zero
         p /= p.max()
+    with np.errstate(divide="ignore"):
+        logps = np.log(p) - theta * (s - L * t_star)  # untilt (up to a constant)
     u = np.exp(s)
     d = u[:, None] * lam[None, :] + kappa  # (S, P)
     logw = -0.5 * np.sum(b**2 / d, axis=1) - 0.5 * np.sum(np.log(d), axis=1)
-    logt = np.log(np.maximum(p, 1e-300)) + logw
+    logt = logps + logw
     wt = np.exp(logt - logt.max())
     if max(wt[0], wt[-1]) > 1e-14:
         raise ConvergenceError(f"exact_predictor: the posterior of ln u reaches the grid edge |ln u| = {s[-1]:.3g} "
