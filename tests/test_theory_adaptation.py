@@ -274,3 +274,62 @@ def test_bad_targets_and_zero_variance():
         nlo_multi.nlo_cross_covariance(prior, X3, 1.0, targets=[[0, 0, 0, 5]])
     with pytest.raises(ValueError, match="variance"):
         nlo_multi.nlo_cross_covariance(prior, np.zeros((2, 3)), 1.0)
+
+
+# ------------------------------------------------- importance-weighted prior samples
+X4 = np.random.default_rng(1).normal(size=(4, 4))
+Y4 = np.array([1.0, -0.6, 0.4, 0.3])
+TRAIN4 = np.array([0, 1, 2])
+
+
+def _importance_shift(prior, n, R, seed):
+    """``n (E_w[O] - E[O])`` with exact weights ``N(Y_D | 0, K_DD + kappa I)`` and the SE of the ratio estimator.
+
+    Observables: caux, chat (A+2, A+2, P, P) and the per-realisation predictor
+    ``m = K_{.D} (K_DD + kappa I)^-1 Y_D`` (P,).
+    """
+    import mcsim
+
+    A1 = prior.depth + 1
+    s = mcsim.sample(prior, X4, n, R, seed=seed, observables=("caux", "chat"))
+    K = s["caux"][:, A1, A1]
+    Kd = K[:, :3, :3] + KAPPA * np.eye(3)
+    Lc = np.linalg.cholesky(Kd)
+    a = np.linalg.solve(Lc, np.broadcast_to(Y4[:3, None], (R, 3, 1)))[..., 0]
+    logw = -0.5 * (a**2).sum(axis=1) - np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
+    w = np.exp(logw - logw.max())
+    w /= w.mean()
+    assert 1.0 / np.mean(w**2) > 0.9  # ESS / R: first order is the right regime
+    MY = np.linalg.solve(Kd, np.broadcast_to(Y4[:3, None], (R, 3, 1)))[..., 0]
+    obs = dict(s, predictor=np.einsum("rpd,rd->rp", K[:, :, :3], MY))
+    out = {}
+    for k in ("caux", "chat", "predictor"):
+        O = obs[k]
+        wk = w.reshape((R,) + (1,) * (O.ndim - 1))
+        Ob, Ow = O.mean(axis=0), (wk * O).mean(axis=0)
+        psi = wk * (O - Ow) - (O - Ob)  # influence function of the difference of the two means
+        out[k] = (n * (Ow - Ob), n * psi.std(axis=0) / np.sqrt(R))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prior,R,seed", [
+    pytest.param(theory.Prior("rnn", 2, "linear", 1.2, 0.3, 1.2, bias="static"), 6000, 9, id="rnn-linear-static"),
+    pytest.param(theory.Prior("rnn", 2, "relu", 1.2, 0.3, 1.2), 8000, 9, id="rnn-relu"),
+    pytest.param(theory.Prior("dnn", 2, "relu", 1.2, 0.3, 1.2, bias="static"), 6000, 9, id="dnn-relu-static"),
+])
+def test_importance_weighted_shift_converges_to_first_order_theory(prior, R, seed):
+    """n Delta from exactly weighted prior samples, Richardson over n = 100, 200, vs theory.adaptation."""
+    m1 = _importance_shift(prior, N1, R, seed)
+    m2 = _importance_shift(prior, 2 * N1, R, seed)
+    th = adaptation(prior, X4, Y4, TRAIN4, KAPPA, 1.0)
+    n_entries = sum(v[0].size for v in m1.values())
+    Z = norm.ppf(1 - FAMILY_ALPHA / (2 * n_entries))
+    for k in m1:
+        v_hat = 2 * m2[k][0] - m1[k][0]
+        se_hat = np.sqrt(4 * m2[k][1] ** 2 + m1[k][1] ** 2)
+        v_th = getattr(th, k) if k != "predictor" else th.predictor[:, 0]
+        se_th = getattr(th, k + "_se") if k != "predictor" else th.predictor_se[:, 0]
+        live = se_hat > 1e-8 * np.abs(v_hat).max()  # deterministic entries carry only rounding
+        z = np.abs(v_hat - v_th)[live] / np.sqrt(se_hat[live] ** 2 + se_th[live] ** 2)
+        assert np.all(z <= Z), f"{k}: max |z| = {z.max():.2f} > {Z:.2f}"
