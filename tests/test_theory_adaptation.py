@@ -120,12 +120,12 @@ KAPPA = 0.5
 N1 = 100
 
 
-def _mc_scaled_cov(prior, n, R, seed, G):
+def _mc_scaled_cov(prior, n, R, seed, G, X=X3):
     """``n Cov(O, u)``, ``u = sum G Caux^(A+1,A+1)``, and its SE for O in caux, chat (R, A+2, A+2, P, P)."""
     import mcsim
 
     A1 = prior.depth + 1
-    s = mcsim.sample(prior, X3, n, R, seed=seed, observables=("caux", "chat"))
+    s = mcsim.sample(prior, X, n, R, seed=seed, observables=("caux", "chat"))
     assert not np.any(s["overflow"])
     u = np.einsum("rpq,pq->r", s["caux"][:, A1, A1], G)
     du = u - u.mean()
@@ -137,37 +137,44 @@ def _mc_scaled_cov(prior, n, R, seed, G):
     return out
 
 
-def _extrapolated(prior, R, seed, G):
-    m1 = _mc_scaled_cov(prior, N1, R, seed, G)  # the point key includes the width: independent streams
-    m2 = _mc_scaled_cov(prior, 2 * N1, R, seed, G)
+def _extrapolated(prior, R, seed, G, X=X3):
+    m1 = _mc_scaled_cov(prior, N1, R, seed, G, X)  # the point key includes the width: independent streams
+    m2 = _mc_scaled_cov(prior, 2 * N1, R, seed, G, X)
     return {k: (2 * m2[k][0] - m1[k][0], np.sqrt(4 * m2[k][1] ** 2 + m1[k][1] ** 2)) for k in m1}
 
 
-def _theory(prior, G, drop=False):
-    cov = nlo_multi.nlo_cross_covariance(prior, X3, 1.0, _drop_cross_layer=drop)
+def _theory(prior, G, drop=False, X=X3):
+    cov = nlo_multi.nlo_cross_covariance(prior, X, 1.0, _drop_cross_layer=drop)
     return {k: (getattr(cov, k) @ G.ravel(), getattr(cov, k + "_se") @ np.abs(G.ravel())) for k in ("caux", "chat")}
 
 
-def _G(prior):
+def _G(prior, X=X3):
     A1 = prior.depth + 1
-    return readout_gradient(theory.kernel(prior, X3)[A1, A1], Y3[:, None], KAPPA)
+    return readout_gradient(theory.kernel(prior, X)[A1, A1], Y3[:, None], KAPPA)
 
+
+XSEQ = np.random.default_rng(3).normal(size=(3, 3, 4))
+"""Input sequences (P = 3, A+1 = 3 steps) for the sequence cases."""
 
 MC_CASES = [
-    pytest.param(theory.Prior("rnn", 2, "linear", 1.2, 0.3, 1.2, bias="static"), 4000, 5, id="rnn-linear-static"),
-    pytest.param(theory.Prior("dnn", 2, "linear", 1.2, 0.3, 1.2), 4000, 6, id="dnn-linear",
+    pytest.param(theory.Prior("rnn", 2, "linear", 1.2, 0.3, 1.2, bias="static"), 4000, 5, X3, id="rnn-linear-static"),
+    pytest.param(theory.Prior("dnn", 2, "linear", 1.2, 0.3, 1.2), 4000, 6, X3, id="dnn-linear",
                  marks=pytest.mark.slow),
-    pytest.param(theory.Prior("rnn", 2, "relu", 1.2, 0.3, 1.2), 8000, 7, id="rnn-relu", marks=pytest.mark.slow),
-    pytest.param(theory.Prior("dnn", 2, "relu", 1.2, 0.3, 1.2, bias="static"), 4000, 8, id="dnn-relu-static",
+    pytest.param(theory.Prior("rnn", 2, "relu", 1.2, 0.3, 1.2), 8000, 7, X3, id="rnn-relu", marks=pytest.mark.slow),
+    pytest.param(theory.Prior("dnn", 2, "relu", 1.2, 0.3, 1.2, bias="static"), 4000, 8, X3, id="dnn-relu-static",
+                 marks=pytest.mark.slow),
+    pytest.param(theory.Prior("rnn", 2, "relu", 1.2, 0.3, 1.2), 6000, 5, XSEQ, id="rnn-relu-sequences",
+                 marks=pytest.mark.slow),
+    pytest.param(theory.Prior("dnn", 2, "linear", 1.2, 0.3, 1.2), 6000, 5, XSEQ, id="dnn-linear-sequences",
                  marks=pytest.mark.slow),
 ]
 
 
-@pytest.mark.parametrize("prior,R,seed", MC_CASES)
-def test_cov_with_readout_matches_prior_monte_carlo(prior, R, seed):
-    G = _G(prior)
-    mc = _extrapolated(prior, R, seed, G)
-    th = _theory(prior, G)
+@pytest.mark.parametrize("prior,R,seed,X", MC_CASES)
+def test_cov_with_readout_matches_prior_monte_carlo(prior, R, seed, X):
+    G = _G(prior, X)
+    mc = _extrapolated(prior, R, seed, G, X)
+    th = _theory(prior, G, X=X)
     n_entries = sum(v[0].size for v in mc.values())
     Z = norm.ppf(1 - FAMILY_ALPHA / (2 * n_entries))
     for k in mc:
