@@ -340,3 +340,37 @@ def test_importance_weighted_shift_converges_to_first_order_theory(prior, R, see
         live = se_hat > 1e-8 * np.abs(v_hat).max()  # deterministic entries carry only rounding
         z = np.abs(v_hat - v_th)[live] / np.sqrt(se_hat[live] ** 2 + se_th[live] ** 2)
         assert np.all(z <= Z), f"{k}: max |z| = {z.max():.2f} > {Z:.2f}"
+
+
+# ------------------------------------------------------------------- CLI
+def test_cli_adaptation(tmp_path, capsys):
+    import json
+
+    import h5py
+
+    from theory.cli import main
+
+    spec = {
+        "prior": {"arch": "rnn", "depth": 2, "activation": "linear", "g2": 1.2, "sigma2": 0.2, "g2_in": 1.2,
+                  "bias": "static"},
+        "inputs": {"count": 4, "dim": 3, "seed": 2},
+        "width": 100,
+    }
+    (tmp_path / "point.json").write_text(json.dumps(spec))
+    task = {"y": [1.0, -0.5, 0.2, 0.7], "train": [0, 1, 2], "kappa": 0.1, "gamma0": 2.0}
+    (tmp_path / "task.json").write_text(json.dumps(task))
+    out = tmp_path / "adapt.h5"
+    argv = ["adaptation", "--spec", str(tmp_path / "point.json"), "--task", str(tmp_path / "task.json"),
+            "--out", str(out)]
+    assert main(argv) == 0
+    ps = theory.parse_point_spec(tmp_path / "point.json")
+    ref = adaptation(ps.prior, ps.X, task["y"], task["train"], 0.1, 100, gamma0=2.0)
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["chat_shift"][()], ref.chat)
+        np.testing.assert_allclose(f["predictor_shift"][()], ref.predictor)
+        assert f.attrs["test_error"] == pytest.approx(ref.test_error)
+        assert f.attrs["method"] == "isserlis" and f["caux_shift"].attrs["description"]
+    task["colour"] = 1
+    (tmp_path / "task.json").write_text(json.dumps(task))
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: task: unknown key")
