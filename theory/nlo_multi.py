@@ -302,9 +302,14 @@ def _rqmc_replicate(prior, root, scale, Lo, Lt, points, rng) -> np.ndarray:
     z = norm.ppf(np.clip(u, 1e-300, 1.0 - 1e-16))
     h = z @ root.T
     f = np.concatenate([prior.act.numpy(h), h], axis=1) * scale  # (N, 2D)
-    psi = np.einsum("ni,tij,nj->nt", f, Lt, f, optimize=True)  # (N, m)
+    m, F2 = Lt.shape[0], f.shape[1]
+    # psi_t = f^T Lt f per point, as one GEMM (N, F2) x (F2, m F2)
+    psi = ((f @ Lt.transpose(1, 0, 2).reshape(F2, m * F2)).reshape(-1, m, F2) * f[:, None, :]).sum(axis=2)
     psi -= psi.mean(axis=0)
-    M = np.einsum("ni,nj,nt->tij", f, f, psi, optimize=True) / points  # E[f_i f_j (psi_t - E psi_t)]
+    M = np.empty((m, F2, F2))
+    for t in range(m):  # E[f_i f_j (psi_t - E psi_t)], one GEMM each
+        M[t] = (f * psi[:, t : t + 1]).T @ f
+    M /= points
     return Lo.reshape(Lo.shape[0], -1) @ M.reshape(M.shape[0], -1).T
 
 
