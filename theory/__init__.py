@@ -55,3 +55,25 @@ __all__ += [
     "chi1",
     "phase_diagram",
 ]
+
+from .nlo_multi import NLOCrossCovariance, nlo_cross_covariance, readout_targets  # noqa: E402
+from .adaptation import Adaptation, adaptation, readout_gradient  # noqa: E402
+from .proportional import (  # noqa: E402
+    ConvergenceError,
+    exact_predictor,
+    li_sompolinsky,
+    map_kernels,
+)
+
+__all__ += [
+    "NLOCrossCovariance",
+    "nlo_cross_covariance",
+    "readout_targets",
+    "Adaptation",
+    "adaptation",
+    "readout_gradient",
+    "ConvergenceError",
+    "map_kernels",
+    "li_sompolinsky",
+    "exact_predictor",
+]

@@ -19,6 +19,9 @@
 ``phase-diagram --activation tanh --g2 MIN MAX N --sigma2 MIN MAX N --out FILE.h5``
     Fixed point and depth scales on a grid (see :func:`theory.phase_diagram`).
 
+``adaptation --spec POINT.json --task TASK.json --out FILE.h5``
+    First-order kernel adaptation to a task (see :mod:`theory.cli_adaptation`).
+
 HDF5 files are written atomically (temporary file in the target directory,
 then ``os.replace``).
 
@@ -357,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="output HDF5 file (written atomically)")
     _quad_args(d)
     d.set_defaults(func=cmd_phase_diagram)
+    from .cli_adaptation import add_parser as add_adaptation_parser
+
+    add_adaptation_parser(sub, EXIT_CODES)
     return parser
 
 
