@@ -204,3 +204,11 @@ def test_one_and_two_ranks_bit_identical(tmp_path, mcsim_posterior, mpiexec, ref
         assert int(f.attrs["mpi_ranks"]) == 2
     assert_identical(tmp_path / "two.h5", tmp_path / "one.h5", ignore=())
     assert_identical(tmp_path / "two.h5", reference[12])
+
+
+def test_failing_chain_exits_1(tmp_path, mcsim_posterior):
+    res = mcsim_posterior("--spec", _spec(tmp_path), "--store", tmp_path / "st", "--out", tmp_path / "o.h5",
+                          "--test-hooks", json.dumps({"fail_rank": 0}))
+    assert res.returncode == 1, res.stderr
+    assert "error: sampling: failed on rank 0 (RuntimeError: test hook" in res.stderr
+    assert not (tmp_path / "o.h5").exists()
