@@ -33,11 +33,11 @@ from .campaign import _quarantine
 from .driver import EXIT_FAILURE, EXIT_OK
 from .fault_hooks import NO_HOOKS, FaultHooks
 from .locking import PointLock
-from .mpi_util import _barrier, _bcast_object, _fail, _wait_buffer
+from .mpi_util import _barrier, _bcast_object, _fail
 from .posterior_sampling import PosteriorRun, summarise_chains, write_posterior
 from .posterior_store import PosteriorPoint, load_chain, write_segment
 from .progress import Progress, _log
-from .scheduler import is_finalise_unit, order_units, sample_on_root, sample_on_worker
+from .scheduler import is_finalise_unit, order_units, run_units, sample_on_root
 from .store_layout import StoreError, clean_temp_files, prepare_point_dir
 
 
@@ -191,19 +191,17 @@ def _run(comm, run, store, out, every, hooks, quiet) -> int:
         worker = ChainWorker(run, pdir, out, every, rank, size, hooks)
         if size > 1:
             _barrier(comm)
-        status = np.zeros(1, dtype=np.int64)
-        if rank == 0:
+
+        def on_root() -> int:
             if not quiet:
                 _log(f"mcsim posterior: point {point.point_key()[:12]}: {run.chains} chain(s) of "
                      f"{worker.total} iterations, {len(units)} to (re)sample on {size} rank(s)")
             prog = Progress(len(units), sum(u[2] - u[1] for u in units), enabled=not quiet)
-            disp = sample_on_root(comm, units, worker, prog, log_stats=not quiet, n_points=1)
-            status[0] = _outcome(disp, quiet, out)
-        else:
-            sample_on_worker(comm, units, worker)
-        if size > 1:
-            _wait_buffer(comm.Ibcast(status, root=0))
-        return int(status[0])
+            disp = sample_on_root(comm, units, worker, prog, log_stats=not quiet, n_points=1,
+                                  label="mcsim posterior")
+            return _outcome(disp, quiet, out)
+
+        return run_units(comm, units, worker, on_root)
     finally:
         if lock is not None:
             lock.release()

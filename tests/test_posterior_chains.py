@@ -85,7 +85,7 @@ def reference(tmp_path_factory, mcsim_posterior):
 
 
 def _segments(store):
-    return sorted(p.name for p in store.glob("*/blocks/*.h5"))
+    return sorted(p.name for p in store.glob("*/blocks/*.h5") if not p.name.startswith(".tmp-"))
 
 
 def test_store_run_equals_in_process_and_a_rerun_reuses_every_chain(tmp_path, mcsim_posterior, reference):
@@ -212,3 +212,20 @@ def test_failing_chain_exits_1(tmp_path, mcsim_posterior):
     assert res.returncode == 1, res.stderr
     assert "error: sampling: failed on rank 0 (RuntimeError: test hook" in res.stderr
     assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.mpi
+def test_two_ranks_sigkill_then_resume_bit_identical(tmp_path, mcsim_posterior, mpiexec, reference):
+    spec, st = _spec(tmp_path), tmp_path / "st"
+    res = mcsim_posterior("--spec", spec, "--store", st, "--out", tmp_path / "k.h5", "--checkpoint-every", 3,
+                          "--test-hooks", json.dumps({"kill_after_blocks": 2}), launcher=(mpiexec, "-n", "2"))
+    assert res.returncode != 0
+    assert not (tmp_path / "k.h5").exists()
+    killed = _segments(st)
+    assert 2 <= len(killed) < 3 * 11  # some checkpoints, not all of them
+    res = mcsim_posterior("--spec", spec, "--store", st, "--out", tmp_path / "k.h5", "--checkpoint-every", 3,
+                          launcher=(mpiexec, "-n", "2"))
+    assert res.returncode == 0, res.stderr
+    assert set(killed) <= set(_segments(st))
+    assert not list(st.glob("*/blocks/.tmp-*"))  # a segment a killed rank was writing is removed, never read
+    assert_identical(tmp_path / "k.h5", reference[12])
