@@ -34,7 +34,7 @@ from .driver import EXIT_FAILURE, EXIT_OK
 from .fault_hooks import NO_HOOKS, FaultHooks
 from .locking import PointLock
 from .mpi_util import _barrier, _bcast_object, _fail
-from .posterior_sampling import PosteriorRun, summarise_chains, write_posterior
+from .posterior_sampling import PosteriorRun, read_posterior, summarise_chains, write_posterior
 from .posterior_store import PosteriorPoint, load_chain, write_segment
 from .progress import Progress, _log
 from .scheduler import is_finalise_unit, order_units, run_units, sample_on_root
@@ -224,7 +224,8 @@ def _outcome(disp, quiet: bool, out) -> int:
     if outcome[0] is not None:
         _log(f"error: {outcome[0]}")
         return EXIT_FAILURE
-    if not quiet:
-        _log(f"mcsim posterior: wrote {out}")
+    from .posterior_cli import summary_line
+
+    print(summary_line(read_posterior(out), out), flush=True)  # as the in-process run
     return EXIT_OK
 

@@ -121,13 +121,17 @@ def main(argv=None) -> int:
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    print(summary_line(res, args.out))
+    return 0
+
+
+def summary_line(res, out) -> str:
+    """The one-line summary ``python -m mcsim posterior`` prints on stdout for a result written to ``out``."""
     d = res.diagnostics
     if res.method == "importance":
-        print(f"importance: ESS {d['ess']:.1f} of {d['draws']} prior samples -> {args.out}")
-    else:
-        print(f"hmc: max R-hat {d['max_rhat']:.3f}, min bulk/tail ESS {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}, "
-              f"divergences {int(d['divergences'].sum())}, acceptance {d['accept_rate'].mean():.2f} -> {args.out}")
-    return 0
+        return f"importance: ESS {d['ess']:.1f} of {d['draws']} prior samples -> {out}"
+    return (f"hmc: max R-hat {d['max_rhat']:.3f}, min bulk/tail ESS {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}, "
+            f"divergences {int(d['divergences'].sum())}, acceptance {d['accept_rate'].mean():.2f} -> {out}")
 
 
 #: environment variables by which MPI launchers (MPICH/hydra, Open MPI, SLURM) announce the number of ranks

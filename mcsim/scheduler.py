@@ -3,7 +3,10 @@
 A *work unit* is one realization block of one point of a campaign,
 ``(point, start, stop, observables, cost)`` (``point`` indexes the
 campaign's points, ``cost`` is the cost model's prediction in seconds,
-:mod:`mcsim.cost`).  A single-point ``mcsim run`` is the campaign with one
+:mod:`mcsim.cost`); for posterior HMC (:mod:`mcsim.chain_worker`) it is the
+chains ``[start, stop)`` of the posterior point with the missing iterations
+as cost.  The scheduler only orders, hands out and counts units; the worker
+callable gives them their meaning.  A single-point ``mcsim run`` is the campaign with one
 point.  :func:`order_units` sorts the units most expensive first; every rank
 holds the same sorted list.  Rank ``r`` first samples unit ``r`` without any
 message (:func:`first_round_block`).  The remaining units sit in the

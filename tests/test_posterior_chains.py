@@ -92,6 +92,7 @@ def test_store_run_equals_in_process_and_a_rerun_reuses_every_chain(tmp_path, mc
     spec, st = _spec(tmp_path), tmp_path / "st"
     res = mcsim_posterior("--spec", spec, "--store", st, "--out", tmp_path / "a.h5", "--checkpoint-every", 7)
     assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("hmc: max R-hat ") and res.stdout.rstrip().endswith(str(tmp_path / "a.h5"))
     assert_identical(tmp_path / "a.h5", reference[12])
     segs = _segments(st)
     assert len(segs) == 3 * 5  # 32 iterations in checkpoints at 7, 14, 21, 28, 32
@@ -172,10 +173,12 @@ def test_corrupt_and_partial_segments_are_quarantined_and_recomputed(tmp_path, m
     (["--checkpoint-every", "5"], {}, "store: --checkpoint-every and --test-hooks need --store"),
     (["--store", "{st}", "--test-hooks", "{\"nope\": 1}"], {}, "test-hooks: unknown keys"),
     ([], {"PMI_SIZE": "2"}, "store: running on 2 MPI ranks needs --store"),
+    (["--store", "{st}", "--spec", "{bad}"], {}, "hmc.warmup: must be an integer >= 0"),
 ])
 def test_bad_input_exits_2(tmp_path, mcsim_posterior, subprocess_env, args, env, message):
     spec = _spec(tmp_path)
-    args = [a.replace("{st}", str(tmp_path / "st")) for a in args]
+    bad = _spec(tmp_path, "bad.json", hmc={"warmup": -1})
+    args = [a.replace("{st}", str(tmp_path / "st")).replace("{bad}", str(bad)) for a in args]
     res = mcsim_posterior("--spec", spec, "--out", tmp_path / "o.h5", *args, env=subprocess_env(**env))
     assert res.returncode == 2, res.stderr
     assert message in res.stderr
