@@ -49,6 +49,8 @@ from .store_layout import PathLike, _attr_py, _open_h5, blocks_dir, stream_versi
 
 SEGMENT_FORMAT = "mcsim-chain-segment-v1"
 SEGMENT_NAME_RE = re.compile(r"^c(\d{6,})-i(\d{9,})-(\d{9,})\.h5$")
+#: ``kind`` of a posterior point's identity (``spec.json``); prior points have none
+POSTERIOR_KIND = "posterior-hmc"
 #: default iterations between checkpoints (``--checkpoint-every``)
 DEFAULT_CHECKPOINT_EVERY = 100
 
@@ -68,7 +70,7 @@ def posterior_identity(run: PosteriorRun) -> dict:
     """
     if run.method != "hmc":
         raise ValueError(f"method: the chain store holds HMC chains, not method={run.method!r}")
-    return {"kind": "posterior-hmc", "network_point_key": point_key(run.prior, run.seq, run.width, "direct", run.seed),
+    return {"kind": POSTERIOR_KIND, "network_point_key": point_key(run.prior, run.seq, run.width, "direct", run.seed),
             "data_hash": run.dhash, "kappa": repr(run.kappa), "gamma0": repr(run.gamma0), "method": run.method,
             "hmc": run.settings.to_dict(), "observables": sorted(run.obs)}
 
@@ -98,7 +100,7 @@ class PosteriorPoint:
     def identity_dict(self) -> dict:
         """Contents of ``spec.json`` (without the code identity :func:`mcsim.store_layout.identity_dict` adds)."""
         r = self.run
-        return {"prior": r.prior_doc(), "width": r.width, "seed": r.seed, "data_hash": r.dhash,
+        return {"kind": POSTERIOR_KIND, "prior": r.prior_doc(), "width": r.width, "seed": r.seed, "data_hash": r.dhash,
                 "kappa": repr(r.kappa), "gamma0": repr(r.gamma0), "method": r.method, "hmc": r.settings.to_dict(),
                 "observables": sorted(r.obs), "train": r.train.tolist(), "patterns": int(r.seq.shape[0])}
 
@@ -138,6 +140,30 @@ def read_segment(path: PathLike, key: str, problem: ChainProblem) -> ChainSegmen
     SegmentError
         Naming what is wrong (never returns partial or zero-filled data).
     """
+    start, stop, arrays = _read_verified(path, key)
+    n, k = stop - start, problem.kept(start, stop).size
+    for name in ("accept", "divergent", "evals"):
+        if name not in arrays or arrays[name].shape != (n,):
+            raise SegmentError(f"dataset {name!r} missing or not of length {n}")
+    draws = {}
+    for o in problem.obs:
+        a = arrays.get(f"draws/{o}")
+        if a is None or a.shape != (k,) + problem.draw_shape(o):
+            raise SegmentError(f"draws of {o!r} missing or of shape {None if a is None else a.shape}, expected "
+                               f"{(k,) + problem.draw_shape(o)}")
+        draws[o] = a
+    try:
+        state = state_from_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("state/")})
+    except ValueError as exc:
+        raise SegmentError(str(exc)) from None
+    if state.iteration != stop or state.position.size != problem.net.dim:
+        raise SegmentError(f"sampler state is at iteration {state.iteration} of dimension {state.position.size}, "
+                           f"expected {stop} and {problem.net.dim}")
+    return ChainSegment(start, stop, arrays["accept"], arrays["divergent"], arrays["evals"], draws, state)
+
+
+def _read_verified(path: PathLike, key: str) -> tuple:
+    """``(start, stop, arrays)`` of a segment whose name, attributes and checksum are right (else SegmentError)."""
     path = Path(path)
     m = SEGMENT_NAME_RE.match(path.name)
     if not m:
@@ -161,25 +187,7 @@ def read_segment(path: PathLike, key: str, problem: ChainProblem) -> ChainSegmen
                            f"draws version {stream_version()}")
     if checksum_arrays(arrays) != attrs.get("sha256"):
         raise SegmentError("checksum mismatch (corrupt data)")
-    n, k = stop - start, problem.kept(start, stop).size
-    for name in ("accept", "divergent", "evals"):
-        if name not in arrays or arrays[name].shape != (n,):
-            raise SegmentError(f"dataset {name!r} missing or not of length {n}")
-    draws = {}
-    for o in problem.obs:
-        a = arrays.get(f"draws/{o}")
-        if a is None or a.shape != (k,) + problem.draw_shape(o):
-            raise SegmentError(f"draws of {o!r} missing or of shape {None if a is None else a.shape}, expected "
-                               f"{(k,) + problem.draw_shape(o)}")
-        draws[o] = a
-    try:
-        state = state_from_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("state/")})
-    except ValueError as exc:
-        raise SegmentError(str(exc)) from None
-    if state.iteration != stop or state.position.size != problem.net.dim:
-        raise SegmentError(f"sampler state is at iteration {state.iteration} of dimension {state.position.size}, "
-                           f"expected {stop} and {problem.net.dim}")
-    return ChainSegment(start, stop, arrays["accept"], arrays["divergent"], arrays["evals"], draws, state)
+    return start, stop, arrays
 
 
 def chain_files(pdir: PathLike, chain: int) -> list:
@@ -242,3 +250,41 @@ def load_chain(pdir: PathLike, key: str, problem: ChainProblem, chain: int, unti
         if taints:
             broken = broken or f"follows the bad segment {path.name}"
     return segs
+
+
+def describe_posterior_dir(pdir: PathLike, ident: dict) -> str:
+    """Multi-line summary of a posterior point directory (``python -m mcsim info``; checksums always verified).
+
+    Per chain: the iterations covered by its contiguous valid segments from 0,
+    and every segment that is bad or unusable after a bad one or a gap.
+    """
+    pdir = Path(pdir)
+    key = ident.get("point_key", pdir.name)
+    hmc = ident.get("hmc") or {}
+    lines = [f"posterior point directory: {pdir}", f"  posterior_key: {key}",
+             f"  prior: {json.dumps(ident.get('prior'), sort_keys=True)}",
+             f"  width: {ident.get('width')}  seed: {ident.get('seed')}  data hash: {str(ident.get('data_hash'))[:12]}"
+             f"  kappa: {ident.get('kappa')}  gamma0: {ident.get('gamma0')}",
+             f"  hmc: {json.dumps(hmc, sort_keys=True)}", f"  observables: {ident.get('observables')}"]
+    chains = sorted({int(m.group(1)) for p in (blocks_dir(pdir).iterdir() if blocks_dir(pdir).is_dir() else ())
+                     if (m := SEGMENT_NAME_RE.match(p.name))})
+    lines.append(f"  chains stored: {len(chains)}")
+    W, thin = int(hmc.get("warmup", 0)), int(hmc.get("thin", 1))
+    for c in chains:
+        cursor, bad = 0, []
+        for start, stop, path in chain_files(pdir, c):
+            if bad or start != cursor:
+                bad.append(f"{path.name}: " + ("after a bad segment or a gap" if bad or start > cursor else "overlap"))
+                continue
+            try:
+                _read_verified(path, key)
+            except SegmentError as exc:
+                bad.append(f"{path.name}: {exc}")
+                continue
+            cursor = stop
+        lines.append(f"  chain {c}: iterations [0, {cursor}) valid, {max(0, cursor - W) // thin} kept draws")
+        lines.extend(f"    BAD segment {b}" for b in bad)
+    corrupt = pdir / "corrupt"
+    if corrupt.is_dir():
+        lines.append(f"  quarantined files in corrupt/: {len(list(corrupt.iterdir()))}")
+    return "\n".join(lines)

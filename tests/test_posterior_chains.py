@@ -158,6 +158,12 @@ def test_corrupt_and_partial_segments_are_quarantined_and_recomputed(tmp_path, m
         read_segment(partial, key, problem)
     with pytest.raises(SegmentError, match="checksum mismatch"):
         load_chain(blocks.parent, key, problem, 2)
+    from mcsim.info import describe_path
+
+    info = describe_path(st)
+    assert "chain 0: iterations [0, 32) valid, 12 kept draws" in info
+    assert "chain 1: iterations [0, 10) valid" in info and "chain 2: iterations [0, 0) valid" in info
+    assert "BAD segment c000001-i000000010-000000020.h5: truncated" in info
     res = mcsim_posterior("--spec", spec, "--store", st, "--out", tmp_path / "b.h5")
     assert res.returncode == 0, res.stderr
     assert "bad chain segment c000001-i000000010-000000020.h5: truncated" in res.stderr
