@@ -72,7 +72,7 @@ class ChainWorker:
 
     def resume_state(self, chain: int):
         """The sampler state at the end of the chain's valid stored segments (a fresh chain if none)."""
-        segs = load_chain(self.pdir, self.key, self.problem, chain)  # verified on rank 0 before; raises if not
+        segs = load_chain(self.pdir, self.key, self.problem, chain, last_only=True)  # raises if a segment is bad
         return segs[-1].state if segs else self.problem.initial_state(chain)
 
     def run_chain(self, chain: int) -> int:
@@ -118,7 +118,7 @@ def plan_chains(worker: ChainWorker) -> list:
 
     units, costs = [], []
     for c in range(worker.run.chains):
-        segs = load_chain(worker.pdir, worker.key, worker.problem, c, quarantine=quarantine)
+        segs = load_chain(worker.pdir, worker.key, worker.problem, c, quarantine=quarantine, last_only=True)
         done = segs[-1].stop if segs else 0
         if done < worker.total:
             units.append((0, c, c + 1, worker.run.obs, float(worker.total - done)))

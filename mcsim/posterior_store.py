@@ -204,7 +204,7 @@ def chain_files(pdir: PathLike, chain: int) -> list:
 
 
 def load_chain(pdir: PathLike, key: str, problem: ChainProblem, chain: int, until: Optional[int] = None,
-               quarantine: Optional[Callable[[Path, str], None]] = None) -> list:
+               quarantine: Optional[Callable[[Path, str], None]] = None, last_only: bool = False) -> list:
     """The valid contiguous segments of ``chain`` from iteration 0 (verified), up to the first covering ``until``.
 
     Parameters
@@ -220,6 +220,9 @@ def load_chain(pdir: PathLike, key: str, problem: ChainProblem, chain: int, unti
         ``quarantine(path, problem)`` for each bad segment and each segment
         after a bad one or a gap (they are unusable: the chain state does not
         continue).  Default: raise :class:`SegmentError` instead.
+    last_only : bool
+        Verify every segment but keep only the last one (resuming needs only
+        its state; memory stays at one segment).
 
     Returns
     -------
@@ -241,6 +244,8 @@ def load_chain(pdir: PathLike, key: str, problem: ChainProblem, chain: int, unti
                 except SegmentError as exc:
                     why = str(exc)
                 else:
+                    if last_only:
+                        segs.clear()
                     segs.append(seg)
                     cursor = stop
                     continue

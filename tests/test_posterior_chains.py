@@ -224,6 +224,7 @@ def test_failing_chain_exits_1(tmp_path, mcsim_posterior):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 def test_two_ranks_sigkill_then_resume_bit_identical(tmp_path, mcsim_posterior, mpiexec, reference):
     spec, st = _spec(tmp_path), tmp_path / "st"
     res = mcsim_posterior("--spec", spec, "--store", st, "--out", tmp_path / "k.h5", "--checkpoint-every", 3,
