@@ -1,7 +1,7 @@
 """Fault injection for the test-suite: the :class:`FaultHooks` object handed to the block worker.
 
 Production runs use :data:`NO_HOOKS` (nothing injected).  The MPI tests run
-``python -m mcsim run`` / ``campaign`` in subprocesses and pass the hooks
+``python -m mcsim run`` / ``campaign`` / ``posterior --store`` in subprocesses and pass the hooks
 with the hidden command-line option ``--test-hooks JSON`` (not shown by
 ``--help``), which :func:`FaultHooks.from_json` turns into the object passed
 down to :func:`mcsim.campaign.run_campaign` and
@@ -24,6 +24,8 @@ JSON keys (all optional)
 ``kill_after_blocks`` : int
     Every rank kills its own process with ``SIGKILL`` right after writing
     this many blocks (a real ``kill -9`` mid-run, for the resume tests).
+    In ``mcsim posterior --store`` a block is a chain checkpoint segment
+    (:mod:`mcsim.chain_worker`), so the kill lands mid-chain.
 """
 
 from __future__ import annotations

@@ -239,3 +239,60 @@ def _adapt(potential, state: ChainState, accept_prob: float, settings: HMCSettin
     if i == W - 1:
         state.log_eps = state.dual.log_eps_bar
         state.warmup_draws = []
+
+
+# ============================================================================ state I/O (checkpoints)
+_STATE_SCALARS = ("iteration", "log_eps", "potential", "n_accept_sum", "n_divergent")
+_DUAL_FIELDS = ("mu", "log_eps_bar", "h_bar", "t", "gamma", "t0", "kappa")
+
+
+def state_to_arrays(state: ChainState) -> dict:
+    """The complete :class:`ChainState` as named arrays (for a checkpoint file; exact, no rounding).
+
+    Returns
+    -------
+    dict of str -> ndarray
+        ``position``, ``inv_mass``, ``grad`` (dim,) float64; ``warmup_draws``
+        (m, dim) float64 (m >= 0); ``scalars`` (5,) float64 (``iteration``,
+        ``log_eps``, ``potential``, ``n_accept_sum``, ``n_divergent``);
+        ``dual`` (7,) float64 (the :class:`DualAveraging` fields in order).
+        Integers are stored as float64, exact below 2**53.
+    """
+    dim = state.position.size
+    wd = np.asarray(state.warmup_draws, dtype=np.float64).reshape(-1, dim)
+    return {
+        "position": np.asarray(state.position, dtype=np.float64),
+        "inv_mass": np.asarray(state.inv_mass, dtype=np.float64),
+        "grad": np.asarray(state.grad, dtype=np.float64),
+        "warmup_draws": wd,
+        "scalars": np.array([float(getattr(state, k)) for k in _STATE_SCALARS]),
+        "dual": np.array([float(getattr(state.dual, k)) for k in _DUAL_FIELDS]),
+    }
+
+
+def state_from_arrays(arrays) -> ChainState:
+    """Inverse of :func:`state_to_arrays` (arrays may be HDF5 datasets' values).
+
+    Raises
+    ------
+    ValueError
+        If an array is missing or has the wrong shape.
+    """
+    try:
+        pos = np.array(arrays["position"], dtype=np.float64)
+        inv_mass = np.array(arrays["inv_mass"], dtype=np.float64)
+        grad = np.array(arrays["grad"], dtype=np.float64)
+        wd = np.array(arrays["warmup_draws"], dtype=np.float64)
+        sc = np.array(arrays["scalars"], dtype=np.float64)
+        du = np.array(arrays["dual"], dtype=np.float64)
+    except KeyError as exc:
+        raise ValueError(f"chain state: missing array {exc.args[0]!r}") from None
+    dim = pos.size
+    if (pos.ndim != 1 or inv_mass.shape != (dim,) or grad.shape != (dim,) or wd.ndim != 2 or wd.shape[1] != dim
+            or sc.shape != (len(_STATE_SCALARS),) or du.shape != (len(_DUAL_FIELDS),)):
+        raise ValueError("chain state: inconsistent array shapes")
+    d = dict(zip(_DUAL_FIELDS, du.tolist()))
+    d["t"] = int(d["t"])
+    s = dict(zip(_STATE_SCALARS, sc.tolist()))
+    return ChainState(pos, int(s["iteration"]), s["log_eps"], DualAveraging(**d), inv_mass, s["potential"], grad,
+                      s["n_accept_sum"], int(s["n_divergent"]), [row.copy() for row in wd])

@@ -27,6 +27,10 @@ def describe_point_dir(pdir: PathLike, spec=None, verify: bool = False) -> str:
         ident = json.loads((pdir / "spec.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         lines.append(f"  spec.json: unreadable ({exc})")
+    if ident.get("kind") == "posterior-hmc":  # a chain store point (mcsim.posterior_store)
+        from .posterior_store import describe_posterior_dir
+
+        return describe_posterior_dir(pdir, ident)
     key = ident.get("point_key", pdir.name)
     lines.append(f"  point_key: {key}")
     if ident:

@@ -389,42 +389,156 @@ def draw_observables(net: ExplicitNetwork, setup, kern, z: np.ndarray, obs: Sequ
     return out
 
 
-def _hmc(prior, seq, Y, train, test, width, draws, kappa, gamma0, chains, seed, obs, settings: HMCSettings,
-         data_scale=1.0, dhash="") -> PosteriorResult:
-    net = ExplicitNetwork(prior, seq, width)
-    pot = PosteriorPotential(net, Y[train], train, kappa, gamma0, data_scale=data_scale)
-    setup = _sampler._Setup(prior, seq, width)
-    kern = _sampler._kernels_for(prior)
-    base = f"posterior-hmc/{point_key(prior, seq, width, 'direct', seed)}/{dhash}/{kappa!r}/{gamma0!r}"
-    per_chain = {o: [] for o in obs}
+@dataclass
+class ChainSegment:
+    """Iterations ``[start, stop)`` of one HMC chain: per-iteration records, kept draws and the state at ``stop``.
+
+    The unit of checkpointing (:mod:`mcsim.posterior_store`) and of the
+    in-process run alike, so both give identical results.
+
+    Attributes
+    ----------
+    start, stop : int
+        Iteration range (warm-up included; iteration ``i`` uses random stream ``i``).
+    accept : ndarray of float64, shape (stop - start,)
+        Acceptance probability of each iteration.
+    divergent : ndarray of bool, shape (stop - start,)
+    evals : ndarray of int64, shape (stop - start,)
+        Potential-gradient evaluations of each iteration.
+    draws : dict of str -> ndarray, shape (k, ...)
+        Observables of the kept iterations in the range (:meth:`ChainProblem.kept`).
+    state : mcsim.hmc.ChainState
+        Sampler state after iteration ``stop - 1``.
+    """
+
+    start: int
+    stop: int
+    accept: np.ndarray
+    divergent: np.ndarray
+    evals: np.ndarray
+    draws: dict
+    state: object
+
+
+class ChainProblem:
+    """One HMC posterior problem: the potential, the random streams of each chain and how to advance a chain.
+
+    Chain ``c`` is a function of the problem and ``c`` only (its own Philox
+    streams), so chains can run in any order, on any rank, in any number of
+    pieces (:meth:`advance` from a restored state continues bit-identically).
+
+    Parameters
+    ----------
+    prior, seq, Y, train, test, width, kappa, gamma0, seed, obs, settings
+        As validated by :func:`posterior` (``seq`` (P, A+1, n_in), ``Y`` (P, n_out)).
+    dhash : str
+        :func:`mcsim.datasets.data_hash` of the data.
+    """
+
+    def __init__(self, prior, seq, Y, train, test, width, kappa, gamma0, seed, obs, settings: HMCSettings,
+                 dhash: str = "", data_scale: float = 1.0):
+        self.net = ExplicitNetwork(prior, seq, width)
+        self.pot = PosteriorPotential(self.net, Y[train], train, kappa, gamma0, data_scale=data_scale)
+        self.setup = _sampler._Setup(prior, seq, width)
+        self.kern = _sampler._kernels_for(prior)
+        self.base = f"posterior-hmc/{point_key(prior, seq, width, 'direct', seed)}/{dhash}/{kappa!r}/{gamma0!r}"
+        self.seed, self.obs, self.settings = seed, tuple(obs), settings
+        self.Y, self.train, self.test, self.kappa, self.gamma0 = Y, train, test, kappa, gamma0
+
+    def total_iterations(self, draws: int) -> int:
+        """Iterations (warm-up included) a chain needs for ``draws`` kept draws."""
+        return self.settings.warmup + draws * self.settings.thin
+
+    def kept(self, start: int, stop: int) -> np.ndarray:
+        """Iterations in ``[start, stop)`` whose draws are kept (int64, ascending)."""
+        W, t = self.settings.warmup, self.settings.thin
+        i = np.arange(max(start, W), stop, dtype=np.int64)
+        return i[(i - W + 1) % t == 0]
+
+    def initial_state(self, c: int):
+        """State of chain ``c`` before its first iteration (a prior draw); one gradient evaluation."""
+        z0 = self.net.prior_draw(realization_generator(stream_key(self.seed, f"{self.base}/chain{c}/init"), 0))
+        return init_state(self.pot, z0, self.settings)
+
+    def advance(self, c: int, state, stop: int) -> ChainSegment:
+        """Run chain ``c`` from ``state`` (updated in place) to iteration ``stop``; return the segment."""
+        key = stream_key(self.seed, f"{self.base}/chain{c}")
+        obs_key = stream_key(self.seed, f"{self.base}/chain{c}/outputs")
+        start = state.iteration
+        n = max(0, stop - start)
+        accept, divergent, evals = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+        kept = {o: [] for o in self.obs}
+        W, t = self.settings.warmup, self.settings.thin
+        for j in range(n):
+            e0 = self.pot.n_evals
+            accept[j], divergent[j] = step(self.pot, state, key, self.settings)
+            evals[j] = self.pot.n_evals - e0
+            i = state.iteration - 1 - W
+            if i >= 0 and (i + 1) % t == 0:
+                rng = realization_generator(obs_key, i)
+                vals = draw_observables(self.net, self.setup, self.kern, state.position, self.obs, self.Y,
+                                        self.train, self.test, self.kappa, self.gamma0, rng)
+                for o in self.obs:
+                    kept[o].append(vals[o])
+        draws = {o: np.asarray(kept[o]) if kept[o] else np.zeros((0,) + self.draw_shape(o)) for o in self.obs}
+        return ChainSegment(start, start + n, accept, divergent, evals, draws, state)
+
+    def draw_shape(self, o: str) -> tuple:
+        """Shape of one kept draw of observable ``o``."""
+        if not hasattr(self, "_shapes"):
+            rng = np.random.default_rng(0)
+            z = self.net.prior_draw(rng)
+            vals = draw_observables(self.net, self.setup, self.kern, z, self.obs, self.Y, self.train, self.test,
+                                    self.kappa, self.gamma0, rng)
+            self._shapes = {k: np.shape(v) for k, v in vals.items()}
+        return self._shapes[o]
+
+
+def summarise_chains(problem: ChainProblem, segments, draws: int, chains: int) -> PosteriorResult:
+    """Posterior means, standard errors and diagnostics from the segments of every chain.
+
+    Parameters
+    ----------
+    problem : ChainProblem
+    segments : sequence (length chains) of sequence of ChainSegment
+        Contiguous segments of each chain from iteration 0, covering at least
+        ``problem.total_iterations(draws)`` iterations (later ones are ignored,
+        so a store holding longer chains gives the result of the shorter run).
+    draws, chains : int
+
+    Returns
+    -------
+    PosteriorResult
+        ``method="hmc"``; the diagnostics depend only on the iterations used,
+        never on how the chains were cut into segments.
+    """
+    settings = problem.settings
+    total = problem.total_iterations(draws)
+    W = settings.warmup
+    per_chain = {o: [] for o in problem.obs}
     acc_rate = np.zeros(chains)
     divergences = np.zeros(chains, dtype=np.int64)
     step_size = np.zeros(chains)
+    n_evals = 0
     for c in range(chains):
-        key = stream_key(seed, f"{base}/chain{c}")
-        obs_key = stream_key(seed, f"{base}/chain{c}/outputs")
-        z0 = net.prior_draw(realization_generator(stream_key(seed, f"{base}/chain{c}/init"), 0))
-        state = init_state(pot, z0, settings)
-        kept = {o: [] for o in obs}
-        total = settings.warmup + draws * settings.thin
-        while state.iteration < total:
-            step(pot, state, key, settings)
-            i = state.iteration - 1 - settings.warmup
-            if i >= 0 and (i + 1) % settings.thin == 0:
-                rng = realization_generator(obs_key, i)
-                vals = draw_observables(net, setup, kern, state.position, obs, Y, train, test, kappa, gamma0, rng)
-                for o in obs:
-                    kept[o].append(vals[o])
-        for o in obs:
-            per_chain[o].append(np.asarray(kept[o]))
-        n_post = total - settings.warmup
-        acc_rate[c] = state.n_accept_sum / n_post
-        divergences[c] = state.n_divergent
-        step_size[c] = math.exp(state.log_eps)
-    drawn = {o: np.stack(per_chain[o]) for o in obs}  # (chains, draws, ...)
+        segs = list(segments[c])
+        if not segs or segs[0].start != 0 or any(a.stop != b.start for a, b in zip(segs, segs[1:])) \
+                or segs[-1].stop < total:
+            raise ValueError(f"chain {c}: segments do not cover iterations 0..{total}")
+        accept = np.concatenate([s.accept for s in segs])[:total]
+        div = np.concatenate([s.divergent for s in segs])[:total]
+        ev = np.concatenate([s.evals for s in segs])[:total]
+        for o in problem.obs:
+            per_chain[o].append(np.concatenate([s.draws[o] for s in segs])[:draws])
+        acc_rate[c] = math.fsum(accept[W:].tolist()) / (total - W)
+        divergences[c] = int(div[W:].sum())
+        last = next(s for s in segs if s.stop >= total)  # step size is frozen after warm-up
+        step_size[c] = math.exp(last.state.log_eps)
+        n_evals += 1 + int(ev.sum())  # + the initial gradient
+    drawn = {o: np.stack(per_chain[o]) for o in problem.obs}  # (chains, draws, ...)
     mean, se = {}, {}
     dg = {"accept_rate": acc_rate, "divergences": divergences, "step_size": step_size,
-          "gradient_evaluations": int(pot.n_evals)}
+          "gradient_evaluations": int(n_evals)}
     worst_rhat, min_bulk, min_tail = 1.0, math.inf, math.inf
     for o, x in drawn.items():
         shp = x.shape[2:]
@@ -506,6 +620,83 @@ def posterior(prior: Prior, X, y, train, width: int, draws: int, kappa: float, g
     ImportanceCollapseError
         ESS below ``min_ess`` with ``on_collapse="raise"``.
     """
+    run = prepare_posterior(prior, X, y, train, width, draws, kappa, gamma0, method, chains, seed, observables,
+                            hmc, sample_method, min_ess, on_collapse)
+    if run.method == "importance":
+        res = _importance(run.prior, run.seq, run.Y, run.train, run.test, run.width, run.draws, run.kappa,
+                          run.gamma0, run.seed, run.obs, run.sample_method, run.min_ess, run.on_collapse)
+    else:
+        problem = run.chain_problem()
+        total = problem.total_iterations(run.draws)
+        segments = [[problem.advance(c, problem.initial_state(c), total)] for c in range(run.chains)]
+        res = summarise_chains(problem, segments, run.draws, run.chains)
+    return run.finish(res)
+
+
+@dataclass
+class PosteriorRun:
+    """A validated posterior request (:func:`prepare_posterior`); the arguments of :func:`posterior`, checked.
+
+    Attributes
+    ----------
+    seq : ndarray of float64, shape (P, A+1, n_in)
+    Y : ndarray of float64, shape (P, n_out)
+    train, test : ndarray of int64
+    obs : tuple of str
+    settings : HMCSettings or None
+        HMC only.
+    dhash : str
+        :func:`mcsim.datasets.data_hash`.
+    The other attributes are the arguments of :func:`posterior`.
+    """
+
+    prior: Prior
+    seq: np.ndarray
+    Y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    width: int
+    draws: int
+    kappa: float
+    gamma0: float
+    method: str
+    chains: int
+    seed: int
+    obs: tuple
+    settings: object
+    sample_method: str
+    min_ess: float
+    on_collapse: str
+    dhash: str
+
+    def chain_problem(self) -> "ChainProblem":
+        """The :class:`ChainProblem` of an HMC request."""
+        return ChainProblem(self.prior, self.seq, self.Y, self.train, self.test, self.width, self.kappa,
+                            self.gamma0, self.seed, self.obs, self.settings, dhash=self.dhash)
+
+    def prior_doc(self) -> dict:
+        try:
+            return self.prior.to_dict()
+        except ValueError:
+            return {"activation": self.prior.activation_name}
+
+    def finish(self, res: PosteriorResult) -> PosteriorResult:
+        """Add the self-description (``meta``) to a result of this request."""
+        if self.method == "hmc":
+            res.meta["settings"]["chains"] = self.chains
+        res.meta.update({"prior": self.prior_doc(), "width": self.width, "data_hash": self.dhash,
+                         "kappa": self.kappa, "gamma0": self.gamma0, "seed": self.seed, "method": self.method,
+                         "draws": self.draws, "observables": list(self.obs), "train": self.train.tolist(),
+                         "patterns": int(self.seq.shape[0])})
+        return res
+
+
+def prepare_posterior(prior: Prior, X, y, train, width: int, draws: int, kappa: float, gamma0: float = 1.0,
+                      method: str = "importance", chains: int = 4, seed: int = 0,
+                      observables: Sequence[str] = DEFAULT_POSTERIOR_OBSERVABLES,
+                      hmc: HMCSettings | dict | None = None, sample_method: str = "auto",
+                      min_ess: float = DEFAULT_MIN_ESS, on_collapse: str = "raise") -> PosteriorRun:
+    """Validate the arguments of :func:`posterior` (same parameters); raises ``ValueError`` naming the bad one."""
     if method not in METHODS:
         raise ValueError(f"method: unknown posterior method {method!r}; allowed: {', '.join(METHODS)}")
     if not isinstance(prior, Prior):
@@ -520,37 +711,28 @@ def posterior(prior: Prior, X, y, train, width: int, draws: int, kappa: float, g
     obs = check_posterior_observables(observables, prior, width, method, test.size)
     if on_collapse not in ("raise", "warn"):
         raise ValueError(f"on_collapse: must be 'raise' or 'warn', got {on_collapse!r}")
-    dhash = data_hash(seq, Y, tr)
-    if method == "importance":
-        try:
-            me = float(min_ess)
-        except (TypeError, ValueError):
-            raise ValueError(f"min_ess: must be a number, got {min_ess!r}") from None
-        res = _importance(prior, seq, Y, tr, test, width, draws, kappa, gamma0, seed, obs, sample_method, me,
-                          on_collapse)
-    else:
+    try:
+        me = float(min_ess)
+    except (TypeError, ValueError):
+        raise ValueError(f"min_ess: must be a number, got {min_ess!r}") from None
+    settings = None
+    if method == "hmc":
         chains = strict_int("chains", chains, 1)
         settings = hmc if isinstance(hmc, HMCSettings) else HMCSettings.from_dict(dict(hmc or {}))
-        res = _hmc(prior, seq, Y, tr, test, width, draws, kappa, gamma0, chains, seed, obs, settings, dhash=dhash)
-        res.meta["settings"]["chains"] = chains
-    try:
-        prior_doc = prior.to_dict()
-    except ValueError:
-        prior_doc = {"activation": prior.activation_name}
-    res.meta.update({"prior": prior_doc, "width": width, "data_hash": dhash, "kappa": kappa, "gamma0": gamma0,
-                     "seed": seed, "method": method, "draws": draws, "observables": list(obs),
-                     "train": tr.tolist(), "patterns": int(seq.shape[0])})
-    return res
+    return PosteriorRun(prior, seq, Y, tr, test, width, draws, kappa, gamma0, method, chains, seed, obs, settings,
+                        sample_method, me, on_collapse, data_hash(seq, Y, tr))
 
 
 # ============================================================================ files
-def write_posterior(result: PosteriorResult, path) -> Path:
+def write_posterior(result: PosteriorResult, path, extra_attrs: dict | None = None) -> Path:
     """Write a self-describing HDF5 file atomically (never a partial file at ``path``).
 
     Layout: root attributes ``format = "mcsim-posterior-v1"``, ``method`` and
     ``meta`` (JSON: prior, width, data hash, kappa, gamma0, seed, sampler
     settings, observables); groups ``mean/``, ``se/``, ``diagnostics/``
-    (scalars as attributes, arrays as datasets) and ``draws/``.
+    (scalars as attributes, arrays as datasets) and ``draws/``.  ``extra_attrs``
+    are further root attributes (provenance of a store run: ``posterior_key``,
+    ``mpi_ranks``).
     """
     import h5py
 
@@ -564,6 +746,8 @@ def write_posterior(result: PosteriorResult, path) -> Path:
             f.attrs["format"] = "mcsim-posterior-v1"
             f.attrs["method"] = result.method
             f.attrs["meta"] = json.dumps(result.meta, sort_keys=True, default=_json_default)
+            for k, v in (extra_attrs or {}).items():
+                f.attrs[k] = v
             for gname, d in (("mean", result.mean), ("se", result.se), ("draws", result.draws)):
                 g = f.create_group(gname)
                 for k, v in d.items():

@@ -3,7 +3,10 @@
 A *work unit* is one realization block of one point of a campaign,
 ``(point, start, stop, observables, cost)`` (``point`` indexes the
 campaign's points, ``cost`` is the cost model's prediction in seconds,
-:mod:`mcsim.cost`).  A single-point ``mcsim run`` is the campaign with one
+:mod:`mcsim.cost`); for posterior HMC (:mod:`mcsim.chain_worker`) it is the
+chains ``[start, stop)`` of the posterior point with the missing iterations
+as cost.  The scheduler only orders, hands out and counts units; the worker
+callable gives them their meaning.  A single-point ``mcsim run`` is the campaign with one
 point.  :func:`order_units` sorts the units most expensive first; every rank
 holds the same sorted list.  Rank ``r`` first samples unit ``r`` without any
 message (:func:`first_round_block`).  The remaining units sit in the
@@ -245,7 +248,7 @@ class Dispatcher:
             self._finish(pt)
         if first:
             if self.single_point:
-                _log(f"mcsim run: rank {rank} failed ({summary}); no more blocks are handed out, "
+                _log(f"{self.label}: rank {rank} failed ({summary}); no more blocks are handed out, "
                      "the other ranks finish the block they are sampling")
             else:
                 _log(f"mcsim campaign: rank {rank} failed on point {self.point_names.get(pt, pt)} ({summary}); "
@@ -365,7 +368,7 @@ def _do_unit(worker, unit, rank: int):
 
 def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[Callable] = None,
                    point_names: Optional[dict] = None, log_stats: bool = True,
-                   n_points: Optional[int] = None) -> Dispatcher:
+                   n_points: Optional[int] = None, label: Optional[str] = None) -> Dispatcher:
     """Rank 0's part of a run: serve the other ranks and do units itself.
 
     Starts the dispatcher thread, samples rank 0's first-round unit and then
@@ -394,6 +397,8 @@ def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[C
         Print the per-rank statistics line (blocks, seconds busy and waiting) at the end.
     n_points : int, optional
         Number of points (see :class:`Dispatcher`).
+    label : str, optional
+        Command named in the messages (default ``"mcsim run"`` for one point, else ``"mcsim campaign"``).
 
     Returns
     -------
@@ -405,6 +410,8 @@ def sample_on_root(comm, todo, worker, prog: Progress, between_units: Optional[C
     size = comm.Get_size()
     disp = Dispatcher(todo, comm, prog, n_points)
     disp.point_names = dict(point_names or {})
+    if label is not None:
+        disp.label = label
     # rank 0's main thread may call MPI too (serialised by disp.mpi_lock) if the MPI library allows it
     main_serves = size > 1 and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
     thread = threading.Thread(target=disp.serve, name="mcsim-dispatcher", daemon=True)
@@ -465,3 +472,21 @@ def sample_on_worker(comm, todo, worker) -> None:
         waited += time.monotonic() - t0
         if blk is None:
             break
+
+
+def run_units(comm, todo, worker, on_root: Callable[[], int]) -> int:
+    """The collective part of a run: rank 0 calls ``on_root()`` (which samples and serves, e.g. via
+    :func:`sample_on_root`, and returns the exit code), the other ranks :func:`sample_on_worker`;
+    returns rank 0's exit code on every rank."""
+    import numpy as np
+
+    status = np.zeros(1, dtype=np.int64)
+    if comm.Get_rank() == 0:
+        status[0] = on_root()
+    else:
+        sample_on_worker(comm, todo, worker)
+    if comm.Get_size() > 1:
+        from .mpi_util import _wait_buffer
+
+        _wait_buffer(comm.Ibcast(status, root=0))
+    return int(status[0])

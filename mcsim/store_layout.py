@@ -97,7 +97,14 @@ def _attr_py(v):
 
 
 def identity_dict(spec) -> dict:
-    """Contents of ``spec.json``: the point identity of a :class:`theory.PointSpec` and the code identity."""
+    """Contents of ``spec.json``: the point identity of a :class:`theory.PointSpec` and the code identity.
+
+    Any other point kind (e.g. :class:`mcsim.posterior_store.PosteriorPoint`)
+    describes itself with an ``identity_dict()`` method; the code identity is added.
+    """
+    if hasattr(spec, "identity_dict"):
+        return dict(spec.identity_dict(), point_key=spec.point_key(), identity=spec.identity(),
+                    mcsim_store_format=STORE_FORMAT, sampler_stream_version=stream_version())
     return {
         "point_key": spec.point_key(),
         "identity": spec.identity(),
