@@ -34,6 +34,10 @@ measured time of the kernel's BLAS calls at their own thin shapes
 Projected and floor are measured in ``--rounds`` interleaved rounds and the
 best of each is kept, so load from other processes affects both alike.
 
+``--posterior`` runs the posterior-sampling benchmark instead
+(:mod:`mcsim.bench_posterior`: HMC gradient evaluations/s against a GEMM
+floor, importance-weighted samples/s against prior realizations/s).
+
 BLAS runs on one thread (the samplers pin it, see
 :func:`mcsim.sampler.single_thread_blas`; the GEMM-rate and NumPy
 measurements run in the same context).  JIT compilation is excluded (each
@@ -290,8 +294,28 @@ def _configs(archs, shapes, widths, targets: str):
     return out
 
 
+def _posterior(parser, args, argv) -> int:
+    """``--posterior``: run :func:`mcsim.bench_posterior.main` with the options that apply to it."""
+    from . import bench_posterior
+
+    if args.n is not None and len(args.n) != 1:
+        parser.error("n: --posterior takes one width")
+    sub = ["--rounds", str(args.rounds)]
+    if args.n is not None:
+        sub += ["--n", str(args.n[0])]
+    if args.depth is not None:
+        sub += ["--depth", str(args.depth)]
+    if args.patterns is not None:
+        sub += ["--patterns", str(args.patterns)]
+    if args.quick:
+        sub.append("--quick")
+    if args.min_time != parser.get_default("min_time"):  # bench_posterior has its own default (and --quick)
+        sub += ["--min-time", str(args.min_time)]
+    return bench_posterior.main(sub)
+
+
 def main(argv=None) -> int:
-    """Entry point of ``python -m mcsim bench``; prints a table, returns 0."""
+    """Entry point of ``python -m mcsim bench``; prints a table (``--posterior``: the posterior tables), returns 0."""
     p = argparse.ArgumentParser(prog="python -m mcsim bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
@@ -310,7 +334,17 @@ def main(argv=None) -> int:
     p.add_argument("--no-direct", action="store_true", help="skip the direct sampler")
     p.add_argument("--observables", nargs="+", default=list(DEFAULT_OBSERVABLES),
                    help=f"observables computed (default: {' '.join(DEFAULT_OBSERVABLES)})")
+    p.add_argument("--posterior", action="store_true",
+                   help="run the posterior-sampling benchmark instead (mcsim.bench_posterior: HMC gradients/s "
+                        "vs a GEMM floor, importance-weighted samples/s); uses --n (one width), --quick, "
+                        "--min-time, --rounds, --depth, --patterns")
+    p.add_argument("--depth", type=int, default=None, help="with --posterior: A (default 10)")
+    p.add_argument("--patterns", type=int, default=None, help="with --posterior: P (default 50)")
     args = p.parse_args(argv)
+    if args.posterior:
+        return _posterior(p, args, argv)
+    if args.depth is not None or args.patterns is not None:
+        p.error("--depth and --patterns go with --posterior")
     for o in args.observables:
         if o not in S.OBSERVABLES:
             p.error(f"observables: unknown observable {o!r}")

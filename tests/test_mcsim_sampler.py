@@ -235,3 +235,19 @@ def test_bench_smoke(capsys):
     rows = [line for line in out.splitlines() if line.startswith("rnn")]
     assert len(rows) == 1 and len(rows[0].split()) == 15
     assert "GEMM rate" in out
+
+
+def test_bench_posterior_smoke(capsys):
+    """``mcsim bench --posterior`` runs the posterior benchmark: gradient and importance rows for DNN and RNN."""
+    from mcsim import bench
+
+    assert bench.main(["--posterior", "--n", "16", "--depth", "2", "--patterns", "3", "--min-time", "0.01",
+                       "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "posterior bench" in out and "grad/s" in out and "imp/s" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("dnn", "rnn"))]
+    assert [r[:4] for r in rows] == [[a, "16", "2", "3"] for a in ("dnn", "rnn")] * 2, out
+    with pytest.raises(SystemExit):
+        bench.main(["--depth", "2"])  # --depth belongs to --posterior
+    with pytest.raises(SystemExit):
+        bench.main(["--posterior", "--n", "16", "32"])
