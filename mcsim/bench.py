@@ -34,6 +34,14 @@ measured time of the kernel's BLAS calls at their own thin shapes
 Projected and floor are measured in ``--rounds`` interleaved rounds and the
 best of each is kept, so load from other processes affects both alike.
 
+``--cost-model`` checks the cost model instead: measured against predicted
+time per realization of both samplers on the workflow's configurations
+(:func:`bench_cost_model`), and what ``auto`` picks against the faster one.
+
+``--posterior`` runs the posterior-sampling benchmark instead
+(:mod:`mcsim.bench_posterior`: HMC gradient evaluations/s against a GEMM
+floor, importance-weighted samples/s against prior realizations/s).
+
 BLAS runs on one thread (the samplers pin it, see
 :func:`mcsim.sampler.single_thread_blas`; the GEMM-rate and NumPy
 measurements run in the same context).  JIT compilation is excluded (each
@@ -43,12 +51,14 @@ sampler is warmed up on the same configuration first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import resource
 import sys
 import time
 import tracemalloc
+from typing import Optional
 
 import numpy as np
 
@@ -86,20 +96,39 @@ def _timed(fn, min_time: float, max_reps: int, min_reps: int = 1):
         reps = min(max_reps, max(reps + 1, int(reps * min(10.0, 1.5 * min_time / max(dt, 1e-9)))))
 
 
-def gemm_rate(size: int = GEMM_SIZE, min_time: float = 0.3, rounds: int = 3) -> float:
-    """Single-core double-precision GEMM rate in flop/s (``C = A B``, ``size`` x ``size``, best of rounds)."""
-    run = _gemm_fn(size)
-    with S.single_thread_blas():
-        run(1)
-        best = min(_timed(run, min_time, 10000)[0] for _ in range(rounds))
-    return 2.0 * size**3 / best
+def gemm_rate(size: int = GEMM_SIZE, min_time: float = 0.3, rounds: int = 3, shape=None,
+              single_thread: bool = True) -> float:
+    """Double-precision GEMM rate in flop/s (``C = A B``, best of ``rounds``).
+
+    Parameters
+    ----------
+    size : int
+        Square matrices ``size x size`` (unless ``shape`` is given).
+    min_time : float
+        Seconds per round.
+    rounds : int
+    shape : tuple of int, optional
+        ``(m, k, n)``: ``(m x k) @ (k x n)`` (e.g. the thin products of a sampler).
+    single_thread : bool
+        Pin BLAS to one thread (:func:`mcsim.sampler.single_thread_blas`);
+        False: as the environment sets it.
+    """
+    m, k, n = shape if shape is not None else (size, size, size)
+    run = _gemm_fn(m, k, n)
+    with S.single_thread_blas() if single_thread else contextlib.nullcontext():
+        run(2)
+        best = min(_timed(run, min_time, 10**6)[0] for _ in range(rounds))
+    return 2.0 * m * k * n / best
 
 
-def _gemm_fn(size: int):
+def _gemm_fn(m: int, k: Optional[int] = None, n: Optional[int] = None):
+    """``run(reps)``: ``reps`` products ``(m x k) @ (k x n)`` into a preallocated output (default square)."""
+    k = m if k is None else k
+    n = m if n is None else n
     rng = np.random.default_rng(0)
-    A = rng.standard_normal((size, size))
-    B = rng.standard_normal((size, size))
-    C = np.empty((size, size))
+    A = rng.standard_normal((m, k))
+    B = rng.standard_normal((k, n))
+    C = np.empty((m, n))
 
     def run(reps):
         for _ in range(reps):
@@ -290,8 +319,101 @@ def _configs(archs, shapes, widths, targets: str):
     return out
 
 
+COST_CONFIGS = (  # (experiment, arch, n, A, P, input dim, g2, sigma2): the workflow's experiments (config.yaml)
+    ("fig1", "dnn", 2000, 30, 1, 1000, 1.6, 0.2), ("fig1", "rnn", 2000, 30, 1, 1000, 1.6, 0.2),
+    ("fig2w", "dnn", 10, 15, 10, 4, 1.6, 0.2), ("fig2w", "rnn", 10, 15, 10, 4, 1.6, 0.2),
+    ("fig2w", "dnn", 200, 15, 10, 4, 1.6, 0.2), ("fig2w", "rnn", 200, 15, 10, 4, 1.6, 0.2),
+    ("fig2w", "dnn", 1000, 15, 10, 4, 1.6, 0.2), ("fig2w", "rnn", 1000, 15, 10, 4, 1.6, 0.2),
+    ("fig2d", "dnn", 500, 1, 10, 4, 1.6, 0.2), ("fig2d", "rnn", 500, 1, 10, 4, 1.6, 0.2),
+    ("fig2d", "dnn", 500, 40, 10, 4, 1.6, 0.2), ("fig2d", "rnn", 500, 40, 10, 4, 1.6, 0.2),
+    ("fig3", "dnn", 100, 15, 1, 4, 1.2, 0.2), ("fig3", "rnn", 100, 15, 1, 4, 1.2, 0.2),
+    ("fig3", "dnn", 2000, 15, 1, 4, 1.2, 0.2), ("fig3", "rnn", 2000, 15, 1, 4, 1.2, 0.2),
+    ("fig4", "rnn", 1000, 40, 1, 1000, 1.73, 0.0), ("fig4", "rnn", 10000, 40, 1, 1000, 1.73, 0.0),
+)
+"""Configurations of ``--cost-model``: every experiment's extreme widths and depths."""
+
+
+def bench_cost_model(config, min_time: float, rounds: int, observables) -> dict:
+    """Measured vs predicted (:func:`mcsim.sampler._cost`) seconds per realization of both samplers.
+
+    Each sampler is timed in ``rounds`` rounds interleaved with the time per
+    standard normal (the best of each kept); the measured time is then
+    rescaled to the cost model's normal rate (``sampler._NS_PER_NORMAL``), so
+    load from other processes, which slows both alike, cancels in the ratio.
+
+    Parameters
+    ----------
+    config : tuple
+        ``(experiment, arch, n, A, P, input dim, g2, sigma2)`` (see :data:`COST_CONFIGS`).
+    min_time : float
+        Seconds per measurement.
+    rounds : int
+    observables : sequence of str
+
+    Returns
+    -------
+    dict
+        ``measured_<method>`` and ``predicted_<method>`` (ns per realization,
+        measured rescaled), ``ns_per_normal_<method>`` (measured next to it),
+        ``auto`` (what ``method="auto"`` resolves to) and ``fastest``.
+    """
+    _, arch, n, A, P, dim, g2, sigma2 = config
+    prior = Prior(arch, A, "relu", g2, sigma2, g2, bias="uncorrelated")
+    X = np.random.default_rng(0).normal(1.0 if dim > 4 else 0.0, 1.0, size=(P, dim))
+    pred = S._cost(prior, S.check_inputs(prior, X), n)
+    normals = _floor_fn(100000, stream_key(0, "bench"))
+    out = {"auto": S.resolve_method(prior, X, n)}
+    for m in ("projected", "direct"):
+        def run(reps, m=m):
+            S.sample(prior, X, n, reps, method=m, observables=observables)
+
+        run(1)  # JIT warm-up
+        t = tn = np.inf
+        for _ in range(rounds):
+            t = min(t, _timed(run, min_time / rounds, 100000)[0])
+            tn = min(tn, _timed(normals, min(0.1, min_time / rounds), 100000)[0] / 100000)
+        out[f"ns_per_normal_{m}"] = tn * 1e9
+        out[f"measured_{m}"] = t * 1e9 * S._NS_PER_NORMAL / (tn * 1e9)
+        out[f"predicted_{m}"] = float(pred[m])
+    out["fastest"] = min(("projected", "direct"), key=lambda m: out[f"measured_{m}"])
+    return out
+
+
+def _cost_model_table(configs, min_time: float, rounds: int, observables) -> None:
+    print(f"# mcsim bench --cost-model: ms per realization on one core, measured (rescaled to the cost model's "
+          f"{S._NS_PER_NORMAL:g} ns per normal by the normal rate measured next to it) and predicted/measured")
+    print(f"{'exp':6} {'arch':4} {'n':>5} {'A':>3} {'P':>3} {'proj ms':>9} {'pred/m':>6} {'direct ms':>10} "
+          f"{'pred/m':>6} {'ns/N':>5} {'auto':>9} {'fastest':>9}")
+    for c in configs:
+        r = bench_cost_model(c, min_time, rounds, observables)
+        mp, md = r["measured_projected"], r["measured_direct"]
+        print(f"{c[0]:6} {c[1]:4} {c[2]:5d} {c[3]:3d} {c[4]:3d} {mp / 1e6:9.4g} {r['predicted_projected'] / mp:6.2f} "
+              f"{md / 1e6:10.4g} {r['predicted_direct'] / md:6.2f} {r['ns_per_normal_projected']:5.1f} "
+              f"{r['auto']:>9} {r['fastest']:>9}", flush=True)
+
+
+def _posterior(parser, args, argv) -> int:
+    """``--posterior``: run :func:`mcsim.bench_posterior.main` with the options that apply to it."""
+    from . import bench_posterior
+
+    if args.n is not None and len(args.n) != 1:
+        parser.error("n: --posterior takes one width")
+    sub = ["--rounds", str(args.rounds)]
+    if args.n is not None:
+        sub += ["--n", str(args.n[0])]
+    if args.depth is not None:
+        sub += ["--depth", str(args.depth)]
+    if args.patterns is not None:
+        sub += ["--patterns", str(args.patterns)]
+    if args.quick:
+        sub.append("--quick")
+    if args.min_time != parser.get_default("min_time"):  # bench_posterior has its own default (and --quick)
+        sub += ["--min-time", str(args.min_time)]
+    return bench_posterior.main(sub)
+
+
 def main(argv=None) -> int:
-    """Entry point of ``python -m mcsim bench``; prints a table, returns 0."""
+    """Entry point of ``python -m mcsim bench``; prints a table (``--posterior``: the posterior tables), returns 0."""
     p = argparse.ArgumentParser(prog="python -m mcsim bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
@@ -310,7 +432,24 @@ def main(argv=None) -> int:
     p.add_argument("--no-direct", action="store_true", help="skip the direct sampler")
     p.add_argument("--observables", nargs="+", default=list(DEFAULT_OBSERVABLES),
                    help=f"observables computed (default: {' '.join(DEFAULT_OBSERVABLES)})")
+    p.add_argument("--posterior", action="store_true",
+                   help="run the posterior-sampling benchmark instead (mcsim.bench_posterior: HMC gradients/s "
+                        "vs a GEMM floor, importance-weighted samples/s); uses --n (one width), --quick, "
+                        "--min-time, --rounds, --depth, --patterns")
+    p.add_argument("--depth", type=int, default=None, help="with --posterior: A (default 10)")
+    p.add_argument("--patterns", type=int, default=None, help="with --posterior: P (default 50)")
+    p.add_argument("--cost-model", action="store_true",
+                   help="check the cost model (mcsim.sampler._cost, used by method='auto', the campaign dispatcher "
+                        "and job sizing): measured vs predicted time per realization on the workflow's "
+                        "configurations (COST_CONFIGS); uses --min-time, --rounds, --observables")
     args = p.parse_args(argv)
+    if args.posterior:
+        return _posterior(p, args, argv)
+    if args.cost_model:
+        _cost_model_table(COST_CONFIGS, args.min_time, max(1, args.rounds), tuple(args.observables))
+        return 0
+    if args.depth is not None or args.patterns is not None:
+        p.error("--depth and --patterns go with --posterior")
     for o in args.observables:
         if o not in S.OBSERVABLES:
             p.error(f"observables: unknown observable {o!r}")

@@ -37,6 +37,7 @@ from theory.prior import Prior
 
 from .backprop import ExplicitNetwork, PosteriorPotential
 from .bench import _timed
+from .bench import gemm_rate as _gemm_rate
 
 
 def _problem(arch: str, n: int, A: int, P: int):
@@ -56,19 +57,8 @@ def gradient_flops(net: ExplicitNetwork) -> float:
 
 
 def gemm_rate(n: int, P: int, min_time: float) -> float:
-    """Measured flops/s of ``(P x n) @ (n x n)`` float64 products."""
-    rng = np.random.default_rng(1)
-    A = rng.standard_normal((P, n))
-    B = rng.standard_normal((n, n))
-    out = np.empty((P, n))
-
-    def run(reps):
-        for _ in range(reps):
-            np.matmul(A, B, out=out)
-
-    run(2)
-    t, _ = _timed(run, min_time, 10**6)
-    return 2.0 * P * n * n / t
+    """Measured flops/s of ``(P x n) @ (n x n)`` float64 products (BLAS threads as the environment sets them)."""
+    return _gemm_rate(shape=(P, n, n), min_time=min_time, rounds=1, single_thread=False)
 
 
 def bench_gradient(arch: str, n: int, A: int, P: int, min_time: float, rounds: int) -> dict:

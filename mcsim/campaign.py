@@ -73,6 +73,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from theory.spec import ChunkPoint, read_chunk
+from theory.spec import parse_chunk as _parse_chunk
+
 from . import store as _store
 from .driver import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError, check_block_memory, check_out_path, parse_spec
 from .fault_hooks import NO_HOOKS, FaultHooks
@@ -83,27 +86,22 @@ from .shards import _fmt_ranges
 from .worker import UnitWorker
 
 DEFAULT_PROGRESS_INTERVAL = 10.0  # seconds between progress lines of a campaign in a log file
-CHUNK_KEYS = ("name", "spec", "out")
+CampaignPoint = ChunkPoint
+"""One entry of a chunk: :class:`theory.spec.ChunkPoint` (``name``, validated ``spec``, ``out`` Path)."""
 
 
-@dataclass
-class CampaignPoint:
-    """One entry of a chunk: a named, validated point spec and its final file.
-
-    Attributes
-    ----------
-    name : str
-    spec : theory.PointSpec
-    out : Path
-    """
-
-    name: str
-    spec: object
-    out: Path
+def _validate_entry(spec: dict, out: str):
+    """Chunk entry check of the campaign: :func:`mcsim.driver.parse_spec` and a creatable ``out``."""
+    try:
+        parsed = parse_spec(spec)
+        check_out_path(out)
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
+    return parsed
 
 
 def load_chunk(path) -> List[CampaignPoint]:
-    """Read and validate a chunk file ``{"points": [{"name", "spec", "out"}, ...]}``.
+    """Read and validate a chunk file ``{"points": [{"name", "spec", "out"}, ...]}`` (:func:`theory.spec.read_chunk`).
 
     Raises
     ------
@@ -111,59 +109,18 @@ def load_chunk(path) -> List[CampaignPoint]:
         ``specs: ...`` for an unreadable file, bad JSON or a bad layout,
         duplicate names or outputs; ``<name>: <key>: <what>`` for an invalid spec or output.
     """
-    path = Path(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"specs: file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"specs: cannot read {path}: {exc}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"specs: {path} is not valid JSON: {exc}") from None
-    return parse_chunk(raw, str(path))
+        return read_chunk(path, _validate_entry)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def parse_chunk(raw, source: str = "chunk") -> List[CampaignPoint]:
     """Validate a decoded chunk (see :func:`load_chunk`); ``source`` names it in messages."""
-    if not isinstance(raw, dict) or set(raw) != {"points"}:
-        got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise UserError(f"specs: {source}: expected an object with the single key 'points', got {got}")
-    entries = raw["points"]
-    if not isinstance(entries, list) or not entries:
-        raise UserError(f"specs: {source}: 'points' must be a non-empty list of objects")
-    points, names, outs = [], {}, {}
-    for i, e in enumerate(entries):
-        where = f"points[{i}]"
-        if not isinstance(e, dict):
-            raise UserError(f"specs: {source}: {where} must be an object with keys {list(CHUNK_KEYS)}")
-        missing = [k for k in CHUNK_KEYS if k not in e]
-        unknown = sorted(set(e) - set(CHUNK_KEYS))
-        if missing or unknown:
-            raise UserError(f"specs: {source}: {where}: " + "; ".join(
-                ([f"missing keys {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else [])))
-        name, spec, out = e["name"], e["spec"], e["out"]
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in "\r\n"):
-            raise UserError(f"specs: {source}: {where}: name must be a non-empty one-line string, got {name!r}")
-        if name in names:
-            raise UserError(f"specs: {source}: duplicate point name {name!r} (points[{names[name]}] and {where})")
-        names[name] = i
-        if not isinstance(out, str) or not out:
-            raise UserError(f"{name}: out: must be a non-empty path string, got {out!r}")
-        resolved = os.path.abspath(out)
-        if resolved in outs:
-            raise UserError(f"specs: {source}: duplicate out {out!r} (points {outs[resolved]!r} and {name!r})")
-        outs[resolved] = name
-        if not isinstance(spec, dict):
-            raise UserError(f"{name}: spec: must be a point-spec object, got {type(spec).__name__}")
-        try:
-            parsed = parse_spec(dict(spec))
-            check_out_path(out)
-        except UserError as exc:
-            raise UserError(f"{name}: {exc}") from None
-        points.append(CampaignPoint(name, parsed, Path(out)))
-    return points
+    try:
+        return _parse_chunk(raw, source, _validate_entry)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 @dataclass

@@ -11,11 +11,12 @@ the exception being handled as a rank's sampling failure.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
 import traceback
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 
 def _log(msg: str, stream: Optional[TextIO] = None) -> None:
@@ -38,44 +39,74 @@ def _fmt_seconds(s: float) -> str:
 
 
 class UnitTimeModel:
-    """Online least-squares fit ``seconds = k * predicted + c`` of finished work units (for the ETA).
+    """Online fit ``seconds = k * predicted + c`` of finished work units, weighted to the recent ones (for the ETA).
 
     ``predicted`` is the cost model's prediction of a unit (:mod:`mcsim.cost`)
     and ``c`` the per-unit overhead the cost model does not know (writing the
-    shard, messages).  Until two units of different predicted cost were
-    seen, or if the fit is degenerate, it is ``k = 1, c = 0`` (pure cost
-    weighting); both coefficients are kept >= 0.
+    shard, messages).  Units are handed out most expensive first, so the
+    units still to do are the cheap ones, often of another kind (DNN after
+    RNN) for which the cost model is off by another factor.  A plain least
+    squares fit of all finished units is dominated by the first, most
+    expensive ones and extrapolates their factor to the rest; this fit
+    therefore
+
+    * weighs each unit by ``1 / predicted**2`` (relative errors: a cheap
+      unit counts as much as an expensive one), and
+    * forgets old units exponentially with a half-life of ``half_life``
+      finished units (the most recently finished units are the closest in
+      cost and kind to the remaining ones).
+
+    After one unit (or if the fit is degenerate) it is the weighted ratio
+    ``k = sum(w p y) / sum(w p^2)``, ``c = 0``; both coefficients are kept >= 0.
+
+    Parameters
+    ----------
+    half_life : float
+        Finished units after which a unit's weight has halved.
     """
 
-    def __init__(self):
+    def __init__(self, half_life: float = 16.0):
+        if not half_life > 0:
+            raise ValueError(f"half_life: must be > 0, got {half_life!r}")
+        self.decay = 0.5 ** (1.0 / float(half_life))
         self.n = 0
-        self.sx = self.sy = self.sxx = self.sxy = 0.0
+        self.sw = self.sx = self.sy = self.sxx = self.sxy = 0.0
 
     def add(self, predicted: float, seconds: float) -> None:
-        """Record one finished unit (ignored unless both numbers are finite)."""
-        if predicted == predicted and seconds == seconds and abs(predicted) != float("inf") \
-                and abs(seconds) != float("inf"):
-            self.n += 1
-            self.sx += predicted
-            self.sy += seconds
-            self.sxx += predicted * predicted
-            self.sxy += predicted * seconds
+        """Record one finished unit (ignored unless both numbers are finite and ``predicted > 0``)."""
+        if not (math.isfinite(predicted) and math.isfinite(seconds) and predicted > 0):
+            return
+        d = self.decay
+        w = 1.0 / (predicted * predicted)
+        self.n += 1
+        self.sw = d * self.sw + w
+        self.sx = d * self.sx + w * predicted
+        self.sy = d * self.sy + w * seconds
+        self.sxx = d * self.sxx + w * predicted * predicted
+        self.sxy = d * self.sxy + w * predicted * seconds
 
     def coefficients(self) -> tuple:
-        """``(k, c)`` of the current fit."""
-        n = self.n
-        if n < 2:
-            return 1.0, 0.0
-        var = n * self.sxx - self.sx * self.sx
-        if var <= 1e-12 * max(n * self.sxx, 1e-300):
-            return 1.0, 0.0
-        k = (n * self.sxy - self.sx * self.sy) / var
-        c = (self.sy - k * self.sx) / n
+        """``(k, c)`` of the current fit (``(nan, nan)`` before the first unit)."""
+        if self.n == 0:
+            return float("nan"), float("nan")
+        ratio = max(self.sxy / self.sxx, 0.0), 0.0
+        if self.n < 2:
+            return ratio
+        var = self.sw * self.sxx - self.sx * self.sx
+        if var <= 1e-9 * self.sw * self.sxx:
+            return ratio
+        k = (self.sw * self.sxy - self.sx * self.sy) / var
+        c = (self.sy - k * self.sx) / self.sw
         if k <= 0:
-            return 0.0, max(self.sy / n, 1e-12)
+            return 0.0, max(self.sy / self.sw, 0.0)
         if c < 0:
-            return max(self.sxy / self.sxx, 1e-12), 0.0
+            return ratio
         return k, c
+
+    def seconds(self, predicted: float, units: int) -> float:
+        """Predicted wall seconds of ``units`` units of total predicted cost ``predicted`` (nan before any unit)."""
+        k, c = self.coefficients()
+        return k * predicted + c * units
 
 
 class Progress:
@@ -92,12 +123,12 @@ class Progress:
     blocks b/B, realizations r/R (p%), RATE real/s, elapsed ..., ETA ...``
     over all its points: ``d`` counts points finalised, skipped or failed,
     ``r`` includes the realizations already in the store, the rate counts
-    realizations sampled in this run, and the ETA weighs the remaining units
-    by the cost model (:mod:`mcsim.cost`) calibrated on the units done
-    (:class:`UnitTimeModel`: seconds = k * predicted + c per unit, fed by
-    :meth:`observe`), scaled by the elapsed time per unit of that work so
-    far (which covers the number of ranks), so expensive points weigh more
-    than cheap ones.
+    realizations sampled in this run.  The ETA is the predicted seconds of
+    the remaining units, from the cost model (:mod:`mcsim.cost`) calibrated
+    on the recently finished units (:class:`UnitTimeModel`, fed by
+    :meth:`observe`), divided by the parallelism so far (measured seconds
+    of the finished units per elapsed second, which covers the number of
+    ranks), so expensive points weigh more than cheap ones.
 
     Parameters
     ----------
@@ -114,11 +145,14 @@ class Progress:
         Campaign: points and realizations already done before sampling (skipped points, reused shards).
     total_cost : float
         Campaign: predicted seconds of this run's units (for the ETA).
+    clock : callable, optional
+        Monotonic seconds (default :func:`time.monotonic`; tests inject a fake clock).
     """
 
     def __init__(self, total_blocks: int, total_realizations: int, enabled: bool = True,
                  interval: float = 30.0, stream: Optional[TextIO] = None, points_total: Optional[int] = None,
-                 points_base: int = 0, realizations_base: int = 0, total_cost: float = 0.0):
+                 points_base: int = 0, realizations_base: int = 0, total_cost: float = 0.0,
+                 clock: Optional[Callable[[], float]] = None):
         self.total_blocks = total_blocks
         self.total_realizations = total_realizations
         self.points_total = points_total
@@ -134,7 +168,9 @@ class Progress:
             self.tty = False
         self.interval = 0.5 if self.tty else max(float(interval), 0.1)
         self.unit_model = UnitTimeModel()
-        self.t0 = time.monotonic()
+        self.seconds_done = 0.0  # measured seconds of the finished units (all ranks)
+        self.clock = clock or (lambda: time.monotonic())
+        self.t0 = self.clock()
         self._last = self.t0
         self._width = 0
         self._lock = threading.Lock()
@@ -145,7 +181,7 @@ class Progress:
         ``points`` (finalised or failed in this run) and ``cost`` (predicted
         seconds of the units done) are used by the campaign line only.
         """
-        elapsed = time.monotonic() - self.t0
+        elapsed = self.clock() - self.t0
         rate = realizations / elapsed if elapsed > 0 else 0.0
         if self.points_total is None:
             remaining = self.total_realizations - realizations
@@ -155,20 +191,33 @@ class Progress:
                     f"{self.total_realizations} ({pct:.0f}%), {rate:.3g} real/s, elapsed "
                     f"{_fmt_seconds(elapsed)}, ETA {_fmt_seconds(eta) if remaining > 0 else '0:00:00'}")
         done = self.realizations_base + realizations
-        k, c = self.unit_model.coefficients()
-        done_work = k * cost + c * blocks
-        left_work = k * (self.total_cost - cost) + c * (self.total_blocks - blocks)
-        eta = left_work * elapsed / done_work if done_work > 0 else float("inf")
+        eta = self.eta(blocks, cost, elapsed)
         pct = 100.0 * done / self.total_realizations if self.total_realizations else 100.0
         finished = blocks >= self.total_blocks
         return (f"mcsim campaign: points {self.points_base + points}/{self.points_total}, blocks {blocks}/"
                 f"{self.total_blocks}, realizations {done}/{self.total_realizations} ({pct:.0f}%), {rate:.3g} real/s, "
                 f"elapsed {_fmt_seconds(elapsed)}, ETA {'0:00:00' if finished else _fmt_seconds(eta)}")
 
+    def eta(self, blocks: int, cost: float, elapsed: Optional[float] = None) -> float:
+        """Campaign ETA in seconds after ``blocks`` units of predicted ``cost`` (inf while unknown).
+
+        ``(calibrated seconds of the remaining units) / (seconds_done / elapsed)``:
+        the remaining units at the recent units' seconds per predicted
+        second (:class:`UnitTimeModel`), over the parallelism so far.
+        """
+        if elapsed is None:
+            elapsed = self.clock() - self.t0
+        left = self.unit_model.seconds(self.total_cost - cost, self.total_blocks - blocks)
+        if not (self.seconds_done > 0 and elapsed > 0 and math.isfinite(left)):
+            return float("inf")
+        return max(left, 0.0) * elapsed / self.seconds_done
+
     def observe(self, predicted: float, seconds: float) -> None:
         """Record a finished unit's predicted cost and measured wall seconds (for the campaign ETA)."""
         with self._lock:
             self.unit_model.add(predicted, seconds)
+            if math.isfinite(seconds) and seconds > 0:
+                self.seconds_done += seconds
 
     def update(self, blocks: int, realizations: int, force: bool = False, points: int = 0,
                cost: float = 0.0) -> None:
@@ -176,7 +225,7 @@ class Progress:
         if not self.enabled:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if not force and now - self._last < self.interval:
                 return
             self._last = now

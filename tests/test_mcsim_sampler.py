@@ -235,3 +235,32 @@ def test_bench_smoke(capsys):
     rows = [line for line in out.splitlines() if line.startswith("rnn")]
     assert len(rows) == 1 and len(rows[0].split()) == 15
     assert "GEMM rate" in out
+
+
+def test_bench_cost_model_smoke(capsys):
+    """``bench_cost_model`` measures both samplers and the prediction on a configuration (speed not asserted)."""
+    from mcsim import bench
+
+    r = bench.bench_cost_model(("tiny", "rnn", 8, 2, 2, 4, 1.6, 0.2), 0.01, 1, ("y",))
+    for m in ("projected", "direct"):
+        assert r[f"measured_{m}"] > 0 and r[f"predicted_{m}"] > 0 and r[f"ns_per_normal_{m}"] > 0
+    assert r["auto"] in ("projected", "direct") and r["fastest"] in ("projected", "direct")
+    bench._cost_model_table([("tiny", "dnn", 8, 2, 2, 4, 1.6, 0.2)], 0.01, 1, ("y",))
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("tiny")]
+    assert len(rows) == 1 and len(rows[0].split()) == 12, rows
+
+
+def test_bench_posterior_smoke(capsys):
+    """``mcsim bench --posterior`` runs the posterior benchmark: gradient and importance rows for DNN and RNN."""
+    from mcsim import bench
+
+    assert bench.main(["--posterior", "--n", "16", "--depth", "2", "--patterns", "3", "--min-time", "0.01",
+                       "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "posterior bench" in out and "grad/s" in out and "imp/s" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("dnn", "rnn"))]
+    assert [r[:4] for r in rows] == [[a, "16", "2", "3"] for a in ("dnn", "rnn")] * 2, out
+    with pytest.raises(SystemExit):
+        bench.main(["--depth", "2"])  # --depth belongs to --posterior
+    with pytest.raises(SystemExit):
+        bench.main(["--posterior", "--n", "16", "32"])

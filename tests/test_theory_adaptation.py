@@ -292,28 +292,31 @@ TRAIN4 = np.array([0, 1, 2])
 def _importance_shift(prior, n, R, seed):
     """``n (E_w[O] - E[O])`` with exact weights ``N(Y_D | 0, K_DD + kappa I)`` and the SE of the ratio estimator.
 
-    Observables: caux, chat (A+2, A+2, P, P) and the per-realisation predictor
-    ``m = K_{.D} (K_DD + kappa I)^-1 Y_D`` (P,).
+    The weights and the per-realisation predictor come from mcsim's importance
+    weighting (:func:`mcsim.importance_weight`, :mod:`mcsim.readout_posterior`),
+    the one definition.  Observables: caux, chat (A+2, A+2, P, P) (chat with
+    the prior outputs' readout block, as the theory) and the per-realisation
+    predictor ``m = K_{.D} (K_DD + kappa I)^-1 Y_D`` (P,).
     """
     import mcsim
+    from mcsim.readout_posterior import conditional_mean
 
     A1 = prior.depth + 1
     s = mcsim.sample(prior, X4, n, R, seed=seed, observables=("caux", "chat"))
-    K = s["caux"][:, A1, A1]
-    Kd = K[:, :3, :3] + KAPPA * np.eye(3)
-    Lc = np.linalg.cholesky(Kd)
-    a = np.linalg.solve(Lc, np.broadcast_to(Y4[:3, None], (R, 3, 1)))[..., 0]
-    logw = -0.5 * (a**2).sum(axis=1) - np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
+    assert not s["overflow"].any()
+    # min_ess = 0.9 R: ESS / R > 0.9, first order is the right regime (else ImportanceCollapseError)
+    res = mcsim.importance_weight(s, Y4, TRAIN4, KAPPA, 1.0, observables=("caux", "predictor"), min_ess=0.9 * R)
+    logw = res.draws["log_weights"]
     w = np.exp(logw - logw.max())
     w /= w.mean()
-    assert 1.0 / np.mean(w**2) > 0.9  # ESS / R: first order is the right regime
-    MY = np.linalg.solve(Kd, np.broadcast_to(Y4[:3, None], (R, 3, 1)))[..., 0]
-    obs = dict(s, predictor=np.einsum("rpd,rd->rp", K[:, :, :3], MY))
+    obs = dict(s, predictor=conditional_mean(s["caux"][:, A1, A1], Y4[TRAIN4, None], TRAIN4, KAPPA, 1.0)[:, :, 0])
     out = {}
     for k in ("caux", "chat", "predictor"):
         O = obs[k]
         wk = w.reshape((R,) + (1,) * (O.ndim - 1))
         Ob, Ow = O.mean(axis=0), (wk * O).mean(axis=0)
+        if k in res.mean:  # the same weighted mean as mcsim's
+            np.testing.assert_allclose(Ow, res.mean[k].reshape(Ow.shape), rtol=1e-9, atol=1e-12)
         psi = wk * (O - Ow) - (O - Ob)  # influence function of the difference of the two means
         out[k] = (n * (Ow - Ob), n * psi.std(axis=0) / np.sqrt(R))
     return out
@@ -332,6 +335,7 @@ def test_importance_weighted_shift_converges_to_first_order_theory(prior, R, see
     th = adaptation(prior, X4, Y4, TRAIN4, KAPPA, 1.0)
     n_entries = sum(v[0].size for v in m1.values())
     Z = norm.ppf(1 - FAMILY_ALPHA / (2 * n_entries))
+    z0_max = 0.0
     for k in m1:
         v_hat = 2 * m2[k][0] - m1[k][0]
         se_hat = np.sqrt(4 * m2[k][1] ** 2 + m1[k][1] ** 2)
@@ -340,6 +344,9 @@ def test_importance_weighted_shift_converges_to_first_order_theory(prior, R, see
         live = se_hat > 1e-8 * np.abs(v_hat).max()  # deterministic entries carry only rounding
         z = np.abs(v_hat - v_th)[live] / np.sqrt(se_hat[live] ** 2 + se_th[live] ** 2)
         assert np.all(z <= Z), f"{k}: max |z| = {z.max():.2f} > {Z:.2f}"
+        # negative control: the unweighted mean (no shift) in place of v_hat
+        z0_max = max(z0_max, float((np.abs(v_th)[live] / np.sqrt(se_hat[live] ** 2 + se_th[live] ** 2)).max()))
+    assert z0_max > Z, f"negative control: the test cannot tell the unweighted mean (max |z| = {z0_max:.2f})"
 
 
 # ------------------------------------------------------------------- CLI

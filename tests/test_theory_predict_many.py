@@ -89,3 +89,29 @@ def test_predict_many_names_a_failing_point_and_writes_the_others(env, tmp_path)
     assert res.returncode == 1, (res.stdout, res.stderr)
     assert "error: overflow: " in res.stderr and "1 point(s) failed: overflow" in res.stderr, res.stderr
     assert (tmp_path / "out" / "ok.h5").is_file() and not (tmp_path / "out" / "overflow.h5").exists()
+
+
+def test_one_chunk_parser_for_theory_and_mcsim(tmp_path):
+    """``theory.spec.parse_chunk`` is the chunk parser of both CLIs: same checks, same messages."""
+    from mcsim import campaign
+    from mcsim.driver import UserError
+    from theory.spec import parse_chunk
+
+    out = str(tmp_path / "a.h5")
+    cases = [
+        ({"points": [{"name": "a", "spec": SPEC, "out": out}, {"name": "a", "spec": SPEC, "out": out + "2"}]},
+         "specs: chunk.json: duplicate point name 'a'"),
+        ({"points": [{"name": "a", "spec": SPEC, "out": out}, {"name": "b", "spec": SPEC, "out": out}]},
+         "specs: chunk.json: duplicate out"),
+        ({"points": [{"name": "bad", "spec": {**SPEC, "width": 0}, "out": out}]}, "bad: width: "),
+        ({"points": [{"name": "a", "spec": SPEC}]}, "specs: chunk.json: points[0]: missing keys ['out']"),
+    ]
+    for raw, message in cases:
+        with pytest.raises(ValueError) as theory_err:
+            parse_chunk(raw, "chunk.json")
+        with pytest.raises(UserError) as mcsim_err:
+            campaign.parse_chunk(raw, "chunk.json")
+        assert str(theory_err.value).startswith(message), theory_err.value
+        assert str(mcsim_err.value) == str(theory_err.value)
+    good = parse_chunk({"points": [{"name": "a", "spec": SPEC, "out": out}]}, "chunk.json")
+    assert [(p.name, p.spec.width, str(p.out)) for p in good] == [("a", SPEC["width"], out)]

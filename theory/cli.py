@@ -158,45 +158,15 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _read_chunk(path: str) -> list:
-    """The validated points of a chunk file: [(name, PointSpec, out Path)]; ValueError naming what is wrong."""
-    from .spec import parse_point_spec
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"specs: {path} is not valid JSON: {exc}") from None
-    points = doc.get("points") if isinstance(doc, dict) else None
-    if not isinstance(points, list) or not points:
-        raise ValueError(f"specs: {path} must be an object with a non-empty list 'points'")
-    out, names, outs = [], set(), set()
-    for i, point in enumerate(points):
-        if not isinstance(point, dict) or set(point) != {"name", "spec", "out"}:
-            raise ValueError(f"specs: points[{i}] must have exactly the keys name, spec, out")
-        name = point["name"]
-        if not isinstance(name, str) or not name or name in names:
-            raise ValueError(f"specs: points[{i}].name must be a unique non-empty string, got {name!r}")
-        if not isinstance(point["out"], str) or not point["out"] or point["out"] in outs:
-            raise ValueError(f"specs: {name}: out must be a unique non-empty path, got {point['out']!r}")
-        names.add(name)
-        outs.add(point["out"])
-        try:
-            spec = parse_point_spec(point["spec"])
-            spec.prior.act.validated()
-        except ValueError as exc:
-            raise ValueError(f"{name}: {_one_line(exc)}") from None
-        out.append((name, spec, Path(point["out"])))
-    return out
-
-
 def cmd_predict_many(args) -> int:
     """Predictions for every point of a chunk file; points whose file is current are skipped."""
     from .kernel import NonFiniteTheoryError
 
-    points = _read_chunk(args.specs)  # every point is validated before any work
+    from .spec import read_chunk
+
+    points = read_chunk(args.specs)  # every point is validated before any work
     failed, done, skipped = [], 0, 0
-    for name, spec, out in points:
+    for name, spec, out in ((p.name, p.spec, p.out) for p in points):
         if theory_file_is_current(out, spec, args):
             skipped += 1
             continue

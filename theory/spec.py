@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Union
@@ -350,3 +351,123 @@ def parse_point_spec(spec: Union[dict, str, Path]) -> PointSpec:
     if not isinstance(raw["label"], str):
         raise ValueError(f"label: must be a string, got {raw['label']!r}")
     return PointSpec(prior, X, width, realizations, seed, method, obs, block_size, raw)
+
+
+# ----------------------------------------------------------------------------
+# chunk files: many named points in one job
+# ----------------------------------------------------------------------------
+CHUNK_KEYS = ("name", "spec", "out")
+"""Keys of every entry of a chunk file's ``points`` list."""
+
+
+@dataclass
+class ChunkPoint:
+    """One entry of a chunk file: a named, validated point spec and its output file.
+
+    Attributes
+    ----------
+    name : str
+    spec : PointSpec
+    out : Path
+    """
+
+    name: str
+    spec: Any
+    out: Path
+
+
+def _validate_entry(spec: dict, out: str) -> PointSpec:
+    """Default entry check of :func:`parse_chunk`: the spec parses and its activation compiles."""
+    parsed = parse_point_spec(spec)
+    parsed.prior.act.validated()
+    return parsed
+
+
+def parse_chunk(raw: Any, source: str = "chunk", validate=None) -> list:
+    """Validate a decoded chunk ``{"points": [{"name", "spec", "out"}, ...]}`` (the one chunk parser).
+
+    Used by ``python -m theory predict-many`` and ``python -m mcsim campaign``.
+
+    Parameters
+    ----------
+    raw : object
+        The decoded JSON document.
+    source : str
+        Names the chunk (its path) in messages.
+    validate : callable, optional
+        ``validate(spec_dict, out) -> PointSpec`` raising ``ValueError``
+        ``"<key>: <what>"``; default: :func:`parse_point_spec` plus the
+        activation's check.
+
+    Returns
+    -------
+    list of ChunkPoint
+        In chunk order.
+
+    Raises
+    ------
+    ValueError
+        ``specs: <source>: ...`` for a bad layout, duplicate names or outputs;
+        ``<name>: <key>: <what>`` for an invalid spec or output of the point ``name``.
+    """
+    validate = validate or _validate_entry
+    if not isinstance(raw, dict) or set(raw) != {"points"}:
+        got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise ValueError(f"specs: {source}: expected an object with the single key 'points', got {got}")
+    entries = raw["points"]
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"specs: {source}: 'points' must be a non-empty list of objects")
+    points, names, outs = [], {}, {}
+    for i, e in enumerate(entries):
+        where = f"points[{i}]"
+        if not isinstance(e, dict):
+            raise ValueError(f"specs: {source}: {where} must be an object with keys {list(CHUNK_KEYS)}")
+        missing = [k for k in CHUNK_KEYS if k not in e]
+        unknown = sorted(set(e) - set(CHUNK_KEYS))
+        if missing or unknown:
+            raise ValueError(f"specs: {source}: {where}: " + "; ".join(
+                ([f"missing keys {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else [])))
+        name, spec, out = e["name"], e["spec"], e["out"]
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in "\r\n"):
+            raise ValueError(f"specs: {source}: {where}: name must be a non-empty one-line string, got {name!r}")
+        if name in names:
+            raise ValueError(f"specs: {source}: duplicate point name {name!r} (points[{names[name]}] and {where}); "
+                             "names must be unique")
+        names[name] = i
+        if not isinstance(out, str) or not out:
+            raise ValueError(f"{name}: out: must be a non-empty path string, got {out!r}")
+        resolved = os.path.abspath(out)
+        if resolved in outs:
+            raise ValueError(f"specs: {source}: duplicate out {out!r} (points {outs[resolved]!r} and {name!r}); "
+                             "outputs must be unique")
+        outs[resolved] = name
+        if not isinstance(spec, dict):
+            raise ValueError(f"{name}: spec: must be a point-spec object, got {type(spec).__name__}")
+        try:
+            parsed = validate(dict(spec), out)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        points.append(ChunkPoint(name, parsed, Path(out)))
+    return points
+
+
+def read_chunk(path: Union[str, Path], validate=None) -> list:
+    """Read and validate a chunk file (:func:`parse_chunk`).
+
+    Raises
+    ------
+    ValueError
+        ``specs: ...`` for a missing or unreadable file or bad JSON, else as :func:`parse_chunk`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"specs: file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"specs: cannot read {path}: {exc}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"specs: {path} is not valid JSON: {exc}") from None
+    return parse_chunk(raw, str(path), validate)
