@@ -22,8 +22,9 @@ from scipy import stats
 
 import theory
 from theory import claims as C
-from theory.adaptation_comparison import (make_targets, measured_shifts, predicted_scaled_shifts, richardson,
-                                          scalar_observables, weighted_shift)
+from theory.adaptation_comparison import (alignment_gradient, alignment_shifts, kernel_alignment, make_targets,
+                                          measured_shifts, predicted_alignment_shifts, predicted_scaled_shifts,
+                                          richardson, scalar_observables, weighted_shift)
 
 from test_workflow_helpers import family_counts, run_snakemake, write_config
 
@@ -88,7 +89,7 @@ def _setup(act="linear", arch="rnn"):
 
 def test_predicted_shifts_are_projections_of_the_adaptation():
     prior, X, y, train = _setup()
-    pred, expansion = predicted_scaled_shifts(prior, X, y, train, 0.5, 1.0, hidden_layer=2)
+    pred, expansion = predicted_scaled_shifts(theory.adaptation(prior, X, y, train, 0.5, 1.0), y, hidden_layer=2)
     r = theory.adaptation(prior, X, y, train, 0.5, 50.0)  # Delta = (n Delta) / n
     u = y[train] / np.linalg.norm(y[train])
     v = y[3:] / np.linalg.norm(y[3:])
@@ -112,6 +113,44 @@ def test_no_data_term_gives_no_measured_shift_and_bad_layers_are_named():
         scalar_observables(s["caux_readout"], s["chat_diag"], y, train, 0.5, 1.0, 3)
     with pytest.raises(ValueError, match="test pattern"):
         scalar_observables(s["caux_readout"], s["chat_diag"], y, np.arange(5), 0.5, 1.0, 1)
+
+
+def test_kernel_alignment_and_its_gradient():
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal(4)
+    assert kernel_alignment(np.outer(y, y) + 2.0, y) == pytest.approx(1.0)  # constants are centred away
+    B = rng.standard_normal((4, 6))
+    K = B @ B.T
+    g = alignment_gradient(K, y)
+    E = rng.standard_normal((4, 4))
+    E = E + E.T
+    fd = (kernel_alignment(K + 1e-6 * E, y) - kernel_alignment(K - 1e-6 * E, y)) / 2e-6
+    assert np.sum(g * E) == pytest.approx(fd, rel=1e-6)
+    with pytest.raises(ValueError, match="centred kernel"):
+        alignment_gradient(np.ones((4, 4)), y)
+
+
+def test_alignment_theory_is_the_gradient_along_the_adaptation():
+    prior, X, y, train = _setup("relu", "dnn")
+    r = theory.adaptation(prior, X, y, train, 0.5, 1.0, points=2**10)
+    K = theory.kernel(prior, X)
+    g = [alignment_gradient(K[a, a][:3, :3], y[:3]) for a in (1, 2, 3)]
+    th = predicted_alignment_shifts(r, g, train)
+    eps = 1e-6  # CKA(Kbar + eps Delta) - CKA(Kbar), Delta = n Delta at n = 1
+    for (v, _), a, src in zip(th, (1, 2, 3), (r.chat, r.chat, r.caux)):
+        fd = (kernel_alignment(K[a, a][:3, :3] + eps * src[a, a][:3, :3], y[:3])
+              - kernel_alignment(K[a, a][:3, :3] - eps * src[a, a][:3, :3], y[:3])) / (2 * eps)
+        assert v == pytest.approx(fd, rel=1e-5)
+
+
+def test_no_data_term_gives_no_alignment_shift():
+    import mcsim
+
+    prior, X, y, train = _setup("relu")
+    s = mcsim.sample(prior, X, 30, 64, seed=2, observables=("caux_readout", "chat_diag"))
+    rows = alignment_shifts(s, theory.kernel(prior, X), y, train, np.inf, 1.0, np.zeros(64))
+    assert [r["a"] for r in rows] == [1, 2, 3]
+    assert all(abs(r["shift"]) < 1e-12 and -1 <= r["prior_mc"] <= 1 for r in rows)
 
 
 # --------------------------------------------------------------------------- claim 9
@@ -231,6 +270,11 @@ def test_tiny_posterior_run(tmp_path):
     assert all(float(r["ess"]) > 0.9 * 4000 for r in rows)  # tiny shifts at these widths: weights near uniform
     assert {r["observable"] for r in rows} == {"readout", "hidden", "predictor"}
     assert (tmp_path / "results" / "figures" / "post.png").stat().st_size > 10_000
+    with open(tmp_path / "results" / "post" / "tables" / "posterior_layers.csv", newline="") as fh:
+        layers = list(csv.DictReader(fh))
+    assert sorted({int(r["a"]) for r in layers}) == [1, 2, 3] and len(layers) == 2 * 2 * 3
+    z = np.array([float(r["z"]) for r in layers])  # linear: exact theory; O(1/n) bias well below the SE here
+    assert np.all(np.abs(z) < stats.norm.isf(ALPHA / (2 * z.size))), z
     with open(tmp_path / "results" / "claims.csv", newline="") as fh:
         claim = next(r for r in csv.DictReader(fh) if r["id"] == "9")
     assert claim["result"] == "pass", claim

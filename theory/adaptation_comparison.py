@@ -156,7 +156,8 @@ def measured_shifts(samples: dict, y, train, kappa: float, gamma0: float, hidden
     shifts : dict of str -> (float, float)
         ``(Delta, SE)`` per observable.
     diagnostics : dict
-        ``ess``, ``realizations`` (used), ``overflowed``.
+        ``ess``, ``realizations`` (used), ``overflowed``, ``used`` (bool mask (R,) of the
+        non-overflowed realizations) and their ``log_weights`` (float64, (realizations,)).
     """
     from mcsim import importance_weight
 
@@ -168,37 +169,32 @@ def measured_shifts(samples: dict, y, train, kappa: float, gamma0: float, hidden
     values = scalar_observables(cr, cd, y, train, kappa, gamma0, hidden_layer)
     lw = w.draws["log_weights"]
     shifts = {k: tuple(float(x) for x in weighted_shift(lw, v)) for k, v in values.items()}
-    return shifts, {"ess": float(w.diagnostics["ess"]), "realizations": int(ok.sum()), "overflowed": int((~ok).sum())}
+    return shifts, {"ess": float(w.diagnostics["ess"]), "realizations": int(ok.sum()), "overflowed": int((~ok).sum()),
+                    "used": ok, "log_weights": lw}
 
 
-def predicted_scaled_shifts(prior, X, y, train, kappa: float, gamma0: float, hidden_layer: int,
-                            seed: int = 0) -> tuple[dict, float]:
+def predicted_scaled_shifts(adapt, y, hidden_layer: int) -> tuple[dict, float]:
     """First-order theory ``n Delta`` (width independent) of :data:`SHIFT_OBSERVABLES`.
 
     Parameters
     ----------
-    prior : theory.Prior
-    X : ndarray of float64, shape (P, n_in)
-    y, train, kappa, gamma0, hidden_layer
+    adapt : theory.adaptation.Adaptation
+        :func:`theory.adaptation` of the point at width 1 (its shifts are ``n Delta``).
+    y : ndarray of float64, shape (P,)
+    hidden_layer : int
         As in :func:`scalar_observables`.
-    seed : int
-        RQMC seed of :func:`theory.adaptation`.
 
     Returns
     -------
     scaled : dict of str -> (float, float)
         ``(n Delta, SE)``; the SE is the RQMC error bound ``sum |u_i| se_ij |u_j|`` (0 for linear networks).
     expansion_parameter : float
-        ``sqrt(n) x`` of :attr:`theory.adaptation.Adaptation.expansion_parameter` (divide by ``sqrt(n)``).
+        ``sqrt(n)`` times :attr:`theory.adaptation.Adaptation.expansion_parameter` at width n
+        (divide by ``sqrt(n)``).
     """
-    from .adaptation import adaptation
-
-    train = np.sort(np.asarray(train, dtype=np.int64))
-    P = np.shape(X)[0]
-    test = np.setdiff1d(np.arange(P), train)
-    r = adaptation(prior, X, y, train, kappa, 1.0, gamma0=gamma0, seed=seed)
+    r, train, test = adapt, adapt.train, adapt.test
     u, v = unit_direction(y, train), unit_direction(y, test)
-    au, D, A1 = np.abs(u), np.ix_(train, train), prior.depth + 1
+    au, D, A1 = np.abs(u), np.ix_(train, train), r.chat.shape[0] - 1
     out = {
         "readout": (u @ r.caux[A1, A1][D] @ u, au @ r.caux_se[A1, A1][D] @ au),
         "hidden": (u @ r.chat[hidden_layer, hidden_layer][D] @ u, au @ r.chat_se[hidden_layer, hidden_layer][D] @ au),
@@ -216,3 +212,130 @@ def richardson(n1: float, x1: float, se1: float, n2: float, x2: float, se2: floa
         raise ValueError(f"widths: need 0 < n1 < n2, got n1 = {n1}, n2 = {n2}")
     d = n2 - n1
     return (n2 * x2 - n1 * x1) / d, math.hypot(n2 * se2, n1 * se1) / d
+
+
+# --------------------------------------------------------------------------- adaptation per layer
+def kernel_alignment(K, y) -> float:
+    """Centred kernel alignment ``CKA(K, y y^T) = <HKH, H yy^T H> / (|HKH| |H yy^T H|)`` (Frobenius).
+
+    Parameters
+    ----------
+    K : ndarray of float64, shape (P_D, P_D)
+    y : ndarray of float64, shape (P_D,)
+
+    Returns
+    -------
+    float
+        In [-1, 1]; ``nan`` if the centred kernel or target is zero.
+    """
+    K, y = np.asarray(K, float), np.asarray(y, float)
+    yc = y - y.mean()
+    Kc = K - K.mean(axis=0) - K.mean(axis=1)[:, None] + K.mean()
+    nk, ny = np.linalg.norm(Kc), float(yc @ yc)
+    return float(yc @ Kc @ yc / (nk * ny)) if nk > 0 and ny > 0 else math.nan
+
+
+def alignment_gradient(K, y) -> np.ndarray:
+    """``d CKA(K, y y^T) / dK`` at ``K`` (float64, shape (P_D, P_D)), for the first-order shift of the alignment.
+
+    ``CKA = <Kc, T> / (|Kc| |T|)`` with ``Kc = HKH``, ``T = H y y^T H``:
+    ``dCKA/dK = H (T / (|Kc| |T|) - CKA Kc / |Kc|^2) H``.
+    """
+    K, y = np.asarray(K, float), np.asarray(y, float)
+    P = y.size
+    H = np.eye(P) - 1.0 / P
+    yc = H @ y
+    T = np.outer(yc, yc)
+    Kc = H @ K @ H
+    nk, nt = np.linalg.norm(Kc), np.linalg.norm(T)
+    if not (nk > 0 and nt > 0):
+        raise ValueError("K: the centred kernel (or target) is zero: the alignment has no gradient")
+    cka = float(np.sum(Kc * T) / (nk * nt))
+    return H @ (T / (nk * nt) - cka * Kc / nk**2) @ H
+
+
+def layer_kernels(caux_readout, chat_diag) -> np.ndarray:
+    """Per-realization kernels ``C^(a)`` of layers ``a = 0..A+1`` (hidden: Chat^(a,a); readout: Caux^(A+1,A+1)).
+
+    Parameters
+    ----------
+    caux_readout : ndarray, shape (R, P, P)
+    chat_diag : ndarray, shape (R, A+2, P, P)
+
+    Returns
+    -------
+    ndarray of float64, shape (R, A+2, P, P)
+    """
+    out = np.array(chat_diag, dtype=float, copy=True)
+    out[:, -1] = caux_readout
+    return out
+
+
+def alignment_shifts(samples: dict, mean_field, y, train, kappa: float, gamma0: float,
+                     log_weights) -> list[dict]:
+    """Alignment of each layer's kernel with the targets: prior and first-order posterior shift, MC.
+
+    The shift of ``CKA(E[C^(a)]_DD, y_D y_D^T)`` is taken to first order along
+    the gradient at the mean-field kernel ``Kbar^(a)``: the linear observable
+    ``<dCKA/dK (Kbar^(a)), C^(a)_DD>`` per realization, whose weighted minus
+    unweighted mean (:func:`weighted_shift`) estimates ``Delta[CKA^(a)]``.
+
+    Parameters
+    ----------
+    samples : dict
+        ``caux_readout`` (R, P, P) and ``chat_diag`` (R, A+2, P, P) of the used
+        (non-overflowed) realizations.
+    mean_field : ndarray, shape (A+2, A+2, P, P) or (A+2, P, P)
+        Mean-field kernel (theory file ``kernel``; the diagonal blocks are used).
+    y, train, kappa, gamma0
+        As in :func:`scalar_observables`.
+    log_weights : ndarray, shape (R,)
+
+    Returns
+    -------
+    list of dict
+        Per layer ``a = 1..A+1``: ``a``, ``prior_mf`` (CKA of Kbar), ``prior_mc``
+        (CKA of the MC prior-mean kernel), ``shift``, ``shift_se`` (MC), and
+        ``gradient`` (P_D, P_D) for the theory (:func:`predicted_alignment_shifts`).
+    """
+    mf = np.asarray(mean_field, float)
+    if mf.ndim == 4:
+        mf = np.einsum("aapq->apq", mf)
+    train = np.sort(np.asarray(train, dtype=np.int64))
+    D = np.ix_(train, train)
+    yD = np.asarray(y, float)[train]
+    C = layer_kernels(samples["caux_readout"], samples["chat_diag"])[:, :, train][:, :, :, train]
+    out = []
+    for a in range(1, mf.shape[0]):
+        g = alignment_gradient(mf[a][D], yD)
+        s, se = weighted_shift(log_weights, np.einsum("pq,rpq->r", g, C[:, a]))
+        out.append({"a": a, "prior_mf": kernel_alignment(mf[a][D], yD),
+                    "prior_mc": kernel_alignment(C[:, a].mean(axis=0), yD), "shift": float(s),
+                    "shift_se": float(se), "gradient": g})
+    return out
+
+
+def predicted_alignment_shifts(adapt, gradients, train) -> list[tuple[float, float]]:
+    """Theory ``n Delta[CKA^(a)] = <dCKA/dK, n Delta[C^(a)]>`` for ``a = 1..A+1``.
+
+    Parameters
+    ----------
+    adapt : theory.adaptation.Adaptation
+        At width 1 (so that its shifts are ``n Delta``).
+    gradients : list of ndarray, shape (P_D, P_D)
+        :func:`alignment_gradient` per layer ``a = 1..A+1`` (as :func:`alignment_shifts` returns).
+    train : ndarray of int
+
+    Returns
+    -------
+    list of (float, float)
+        ``(n Delta, RQMC error bound)`` per layer.
+    """
+    train = np.sort(np.asarray(train, dtype=np.int64))
+    D = np.ix_(train, train)
+    A1 = adapt.chat.shape[0] - 1
+    out = []
+    for a, g in enumerate(gradients, start=1):
+        src, se = (adapt.caux, adapt.caux_se) if a == A1 else (adapt.chat, adapt.chat_se)
+        out.append((float(np.sum(g * src[a, a][D])), float(np.sum(np.abs(g) * se[a, a][D]))))
+    return out
