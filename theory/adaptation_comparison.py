@@ -8,13 +8,15 @@ importance weights ``w_r = prod_o N(Y_o | 0, K_DD + kappa I)``
 against ``n``: it converges to the (width-independent) first-order value as
 ``n Delta(n) = c + d / n + O(n^-2)``.
 
-Scalar observables (:data:`SHIFT_OBSERVABLES`), all linear in the kernels, with
+Scalar observables (:data:`SHIFT_OBSERVABLES`), linear in the kernels (the
+predictor: through ``m``), with
 ``u = Y_D / |Y_D|`` the unit target direction on the training patterns and
 ``v = Y_T / |Y_T|`` on the test patterns (output 0):
 
 ``readout``    ``u^T Caux^(A+1,A+1)_DD u``   (the readout kernel, times ``gamma0``)
 ``hidden``     ``u^T Chat^(h,h)_DD u``        (a hidden layer / time step ``h``)
-``predictor``  ``v^T m_T``                     (posterior-mean predictor ``m = K_.D (K_DD + kappa I)^-1 Y`` per realization)
+``predictor``  ``v^T m_T``                     (per-realization posterior-mean predictor
+                                              ``m = K_.D (K_DD + kappa I)^-1 Y``)
 
 The estimator of the shift and its standard error: with self-normalised weights
 ``wt_r = w_r / sum w``, ``Delta_hat = sum_r wt_r O_r - mean_r O_r``; its
