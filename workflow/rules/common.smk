@@ -16,6 +16,7 @@ OBSERVABLES = {
     "fluctuations": ["y", "caux_diag"],
     "input_propagation": ["caux_diag"],
     "instability": ["chat"],
+    "posterior": ["caux_readout", "chat_diag"],
 }
 SIM_KINDS = tuple(OBSERVABLES)
 ALL_KINDS = SIM_KINDS + ("phase_diagram",)
@@ -145,7 +146,8 @@ def experiment_meta(wildcards):
     trigger Snakemake's params rerun trigger.
     """
     exp = EXPERIMENTS[wildcards.exp]
-    keep = ("kind", "title", "prior", "inputs", "input_sets", "grid", "realizations", "seed", "method", "analysis", "phase_diagram")
+    keep = ("kind", "title", "prior", "inputs", "input_sets", "grid", "realizations", "seed", "method", "analysis",
+            "phase_diagram", "task")
     meta = {"name": wildcards.exp, "statistics": CONFIG["statistics"], **{k: exp[k] for k in keep if k in exp}}
     return json.dumps(meta, sort_keys=True)
 

@@ -15,7 +15,7 @@ def _table_output(kind, table):
 
 
 # Extra tables and comparison options per kind (all kinds write <kind>.csv/.json).
-COMPARE_EXTRA_TABLES = {"mmd": ["mmd_summary"]}
+COMPARE_EXTRA_TABLES = {"mmd": ["mmd_summary"], "posterior": ["posterior_layers"]}
 COMPARE_PARAMS = {
     "mmd": {
         "lengthscale": CONFIG["comparison"]["mmd_lengthscale"],

@@ -167,6 +167,22 @@ def check_experiment(name, exp):
                 f"experiments.{name}.analysis.cross_steps",
                 f"steps {bad} exceed depth + 1 = {min(exp['grid']['depth']) + 1}",
             )
+    if exp["kind"] == "posterior":
+        task = exp["task"]
+        if task["train"] >= exp["inputs"]["count"]:
+            config_error(
+                f"experiments.{name}.task.train",
+                f"posterior needs at least one test pattern: train = {task['train']} must be < inputs.count = "
+                f"{exp['inputs']['count']}",
+            )
+        if task["hidden_layer"] > min(exp["grid"]["depth"]):
+            config_error(
+                f"experiments.{name}.task.hidden_layer",
+                f"must be a hidden layer 1..A, got {task['hidden_layer']} > min depth {min(exp['grid']['depth'])}",
+            )
+        if len(exp["grid"]["width"]) < 2:
+            config_error(f"experiments.{name}.grid.width",
+                         "posterior needs >= 2 widths (n Delta is extrapolated in 1/n)")
     if exp["kind"] == "input_propagation" and exp["input_sets"] < 2:
         config_error(f"experiments.{name}.input_sets", f"input_propagation needs >= 2 input sets, got {exp['input_sets']}")
 
