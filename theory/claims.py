@@ -12,7 +12,9 @@ Criteria are built from standard errors only (never tuned to a run):
 
 Standard errors come from the tables: SEM over realizations (Student t with
 R - 1 degrees of freedom), jackknife over realizations (normal), SEM or
-jackknife over input sets (Student t with S - 1 degrees of freedom).
+jackknife over input sets (Student t with S - 1 degrees of freedom), and the
+U-statistic SE of each MMD^2 estimate over realizations (normal; claims 4a, 4b
+are tested given the input sets).
 
 Each ``claim_*`` function takes table rows (lists of dicts, as read from the
 CSV files; numbers as int/float) and returns a :class:`ClaimResult`.  A claim
@@ -75,12 +77,12 @@ CLAIMS = (
     Claim("4a", "MMD^2 to the GP falls with width, for the input sets used (Fig. 2a,c)", "mmd",
           "MMD^2(n_min) - MMD^2(n_max), means over the same input sets, for the group of smallest z",
           f"z > z crit, one-sided, alpha = {ALPHA:g}, for every (arch, bias, A, g2); SE given the input sets "
-          f"(jackknife over realizations per set, in quadrature; H0: set-mean MMD^2 does not fall)"),
+          f"(U-statistic SE over realizations per set, in quadrature; H0: set-mean MMD^2 does not fall)"),
     Claim("4b", f"The RNN converges more slowly than the DNN for A >= {MMD_DEPTH_MIN}, for the input sets used "
           f"(Fig. 2b,d)", "mmd",
           f"mean over (bias, A >= {MMD_DEPTH_MIN}) of MMD^2_RNN - MMD^2_DNN (same input sets)",
-          f"z > z crit, one-sided, alpha = {ALPHA:g}; SE given the input sets (jackknife over realizations "
-          f"per set, in quadrature; H0: RNN - DNN <= 0)"),
+          f"z > z crit, one-sided, alpha = {ALPHA:g}; SE given the input sets (U-statistic SE over "
+          f"realizations per set, in quadrature; H0: RNN - DNN <= 0)"),
     Claim("5a", "Var Caux^(A+1,A+1) is proportional to 1/n at leading order (Fig. 3a)", "fluctuations",
           "a of the weighted LS fit n Var = a + b/n (Var = a/n + b/n^2: leading order and the next), worst group",
           f"for every (arch, input set): a / SE > z crit, one-sided (the 1/n term is there), and chi2 of the fit "
@@ -321,7 +323,7 @@ def _mmd_se_within(row) -> float:
 
 
 _NO_WITHIN_SE = ("needs the within-set SE column mmd2_se_within of the MMD summary "
-                 "(jackknife over realizations; rerun compare_mmd)")
+                 "(U-statistic SE over realizations; rerun compare_mmd)")
 
 
 def claim_mmd_falls_with_width(rows) -> ClaimResult:

@@ -1,7 +1,8 @@
 """Fig. 2: MMD^2 between the outputs (y_1..y_P over realizations) and N(0, K), with noise floor.
 
 Snakemake script (rule compare_mmd).  Output unit 0 is used; overflowed
-realizations are dropped.  The noise floor is the MMD^2 of the same number of
+realizations are dropped.  Each MMD^2 comes with its SE over realizations
+(given the input set).  The noise floor is the MMD^2 of the same number of
 exact samples of N(0, K) (several repetitions: mean and std).
 """
 
@@ -30,7 +31,7 @@ columns = {
     **point_columns(),
     "patterns": "number of inputs P (joint output dimension)",
     "mmd2": "unbiased MMD^2 between empirical outputs and N(0,K), RBF length scale l",
-    "mmd2_se": "jackknife SE of mmd2 over weight realizations (given this input set; conservative)",
+    "mmd2_se": "SE of mmd2 over weight realizations given this input set (U-statistic variance, theory.mmd.mmd2_gaussian_with_se)",
     "noise_floor_mean": "mean MMD^2 of exact N(0,K) samples of the same size",
     "noise_floor_std": "std (ddof=1) of those noise-floor MMD^2 values",
     "lengthscale": "RBF kernel length scale l",
