@@ -36,7 +36,8 @@ def test_pool_input_sets_matches_definitions():
     with pytest.raises(ValueError, match="^mmd2_se"):
         pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.1, 0.1])
     with pytest.raises(ValueError, match="^mmd2_se"):
-        pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.1, float("nan"), 0.1])
+        pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.1, -0.1, 0.1])
+    assert math.isnan(pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.1, float("nan"), 0.1])["mmd2_se_within"])
 
 
 def test_noise_floor_std_is_the_spread_of_the_set_average():

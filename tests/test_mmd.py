@@ -181,5 +181,8 @@ def test_se_is_calibrated(scale):
 
 
 def test_se_needs_four_samples():
+    T = np.random.default_rng(0).standard_normal((3, 2))
+    value, se = mmd.mmd2_gaussian_with_se(T, np.eye(2))
+    assert value == pytest.approx(mmd.mmd2_gaussian(T, np.eye(2))) and np.isnan(se)
     with pytest.raises(ValueError, match="samples"):
-        mmd.mmd2_gaussian_with_se(np.zeros((3, 2)), np.eye(2))
+        mmd.mmd2_gaussian_with_se(np.zeros((1, 2)), np.eye(2))

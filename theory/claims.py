@@ -359,8 +359,12 @@ def claim_mmd_falls_with_width(rows) -> ClaimResult:
             worst = (t, diff, se, key, lo["width"], hi["width"], int(lo["input_sets"]))
     t, diff, se, key, n1, n2, sets = worst
     res = ClaimResult("4a", value=diff, se=se)
-    return _verdict(res, t > crit, f"{key[0].upper()} {key[1]} bias, A = {key[2]}, g2 = {key[3]}: z = {_fmt(t)} "
-                    f"<= {_fmt(crit)} for MMD^2(n={n1}) - MMD^2(n={n2}) (mean of {sets} input sets)")
+    where = (f"{key[0].upper()} {key[1]} bias, A = {key[2]}, g2 = {key[3]}: z = {_fmt(t)}", f"for MMD^2(n={n1}) - "
+             f"MMD^2(n={n2}) (mean of {sets} input sets; {len(groups)} groups)")
+    _verdict(res, t > crit, f"{where[0]} <= {_fmt(crit)} {where[1]}")
+    if res.passed:
+        res.reason = f"(worst: {where[0]} {where[1]})"
+    return res
 
 
 def claim_rnn_slower_with_depth(rows) -> ClaimResult:

@@ -51,7 +51,8 @@ def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std, mmd2_se=None) -> di
         of the MMD^2 of exact N(0, K) samples of the same size.
     mmd2_se : array_like of float, shape (S,), optional
         Per input set: the SE of the MMD^2 estimate over weight realizations
-        (:func:`theory.mmd.mmd2_gaussian_with_se`).
+        (:func:`theory.mmd.mmd2_gaussian_with_se`; NaN where it is not
+        available, e.g. fewer than 4 realizations: the pooled SE is then NaN).
 
     Returns
     -------
@@ -81,8 +82,8 @@ def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std, mmd2_se=None) -> di
         se = np.asarray(mmd2_se, dtype=float).ravel()
         if se.size != S:
             raise ValueError(f"mmd2_se: need length {S} (one SE per input set), got {se.size}")
-        if not np.all(np.isfinite(se) & (se >= 0)):
-            raise ValueError(f"mmd2_se: must be finite and >= 0, got {se}")
+        if np.any(se < 0) or np.any(np.isinf(se)):
+            raise ValueError(f"mmd2_se: must be >= 0 and not infinite, got {se}")
         out["mmd2_se_within"] = float(np.sqrt(np.sum(se**2)) / S)
     return out
 

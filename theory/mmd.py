@@ -186,7 +186,7 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
     Parameters
     ----------
     samples : array_like of float, shape (m, P)
-        ``m >= 4`` i.i.d. sample vectors.
+        ``m >= 2`` i.i.d. sample vectors.
     K : array_like of float, shape (P, P)
     lengthscale : float
 
@@ -195,12 +195,12 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
     value : float
         Same as :func:`mmd2_gaussian`.
     se : float
-        ``sqrt`` of the variance estimate above.
+        ``sqrt`` of the variance estimate above; NaN for m < 4 (no distinct quadruples).
     """
     H = _mmd2_kernel_matrix(samples, K, lengthscale)
     m = H.shape[0]
     if m < 4:
-        raise ValueError(f"samples: need at least 4 samples for the variance of the estimate, got {m}")
+        return float(np.sum(H) / (m * (m - 1))), float("nan")
     rows = np.sum(H, axis=1)
     total, sq, rows_sq = float(np.sum(rows)), float(np.sum(H * H)), float(np.sum(rows * rows))
     pairs = m * (m - 1)
