@@ -304,3 +304,28 @@ def test_experiments_of_one_kind_are_not_mixed():
     assert C.claim_variance_one_over_n(ok).passed
     res = C.claim_variance_one_over_n(ok + steep)
     assert res.status == "fail" and res.value == pytest.approx(0.0, abs=1e-9)  # a of experiment b
+
+
+def _resolution(reason):
+    return float(reason.split("|deviation| < ")[1].split(" x ")[0])
+
+
+def test_agreement_claims_state_their_resolution():
+    """A passing agreement claim says how large a relative deviation its confidence bounds still allow.
+
+    The resolution is (|dev| + t crit * SE) / scale at the loosest row: with SE = 0.01 on kernels
+    of order 1 it is a few percent; with SE = 1 the claim still passes (no significant deviation)
+    but the resolution shows that it has no power.
+    """
+    rows = _kernel_rows()
+    for fn in (C.claim_equal_time_mc, C.claim_dnn_cross_layer, C.claim_rnn_cross_erf):
+        res = fn(rows)
+        assert res.passed and 0 < _resolution(res.reason) < 0.15, (fn.__name__, res.reason)
+    blind = [dict(r, mc_sem=1.0) for r in rows]
+    res = C.claim_rnn_cross_erf(blind)
+    assert res.passed and _resolution(res.reason) > 3
+    # the scale of a cross row is sqrt(C^(a,a) C^(b,b)) of the same point: a = 0, b = 3 -> sqrt(1.0 * 1.3)
+    cross = [r for r in rows if r["quantity"] == "cross" and r["arch"] == "rnn" and r["a"] == 0 and r["b"] == 3]
+    assert C._kernel_scale(rows, cross) == pytest.approx(np.full(len(cross), math.sqrt(1.3)))
+    res = C.claim_input_propagation(_input_rows(lambda lr, a: lr))
+    assert res.passed and "linear response" in res.reason

@@ -194,9 +194,15 @@ def _verdict(res: ClaimResult, ok: bool, reason_if_failed: str) -> ClaimResult:
     return res
 
 
-def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z") -> ClaimResult:
+def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z", scale=None,
+               scale_name: str = "") -> ClaimResult:
     """Agreement claim over rows: fails when the worst ``|dev| / se`` reaches the two-sided,
     Bonferroni-corrected critical t (:func:`t_crit_two_sided` over ``len(dev)`` rows, ``dof``).
+
+    With ``scale``, the reason also states the resolution of the test (not a
+    criterion): the largest ``(|dev| + t crit * se) / |scale|`` over rows, i.e. the
+    relative deviation that the confidence bounds still allow (an agreement
+    claim with a large resolution passes for lack of power).
 
     Parameters
     ----------
@@ -209,6 +215,10 @@ def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z") -> Cla
         ``where(i) -> str`` describing row ``i`` in the failure reason.
     label : str
         Name of the statistic in the reason (``"z"`` or ``"t"``).
+    scale : ndarray of float, shape (m,), optional
+        Natural size of the compared quantity per row.
+    scale_name : str
+        What ``scale`` is, for the reason.
 
     Returns
     -------
@@ -219,7 +229,14 @@ def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z") -> Cla
     crit = t_crit_two_sided(len(dev), dof)
     i = int(np.argmax(stat))
     res = ClaimResult(claim_id, value=float(dev[i]), se=float(se[i]))
-    return _verdict(res, stat[i] < crit, f"|{label}| = {_fmt(stat[i])} >= {_fmt(crit)} at {where(i)}")
+    _verdict(res, stat[i] < crit, f"|{label}| = {_fmt(stat[i])} >= {_fmt(crit)} at {where(i)}")
+    if scale is not None and res.passed:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = (np.abs(dev) + crit * np.asarray(se, float)) / np.abs(np.asarray(scale, float))
+        j = int(np.nanargmax(bound))
+        res.reason = (f"(resolution: |deviation| < {bound[j]:.2g} x {scale_name} at every row; "
+                      f"loosest at {where(j)})")
+    return res
 
 
 # --------------------------------------------------------------------------- claims 1-3 (kernel tables)
@@ -260,7 +277,23 @@ def claim_equal_time_mc(rows) -> ClaimResult:
         d = pairs[i][0]
         return f"{d['activation']}, {d['bias']} bias, n = {d['width']}, a = {d['a']} ({len(pairs)} rows)"
 
-    return _agreement("1b", diff, se, dof, where)
+    return _agreement("1b", diff, se, dof, where, scale=[_f(d, "theory") for d, _ in pairs],
+                      scale_name="C_DNN^(a,a)")
+
+
+_KERNEL_SCALE = "sqrt(C^(a,a) C^(b,b))"
+_POINT = ("experiment", "arch", "bias", "activation", "width", "depth", "g2", "sigma2", "input_set")
+
+
+def _kernel_scale(rows, cross):
+    """``sqrt(C^(a,a) C^(b,b))`` (theory diagonal of the same point) for each cross row; NaN where missing."""
+    diag = {tuple(r.get(k) for k in _POINT) + (int(r["a"]),): abs(_f(r, "theory"))
+            for r in rows if r["quantity"] == "diag"}
+
+    def c(r, step):
+        return diag.get(tuple(r.get(k) for k in _POINT) + (int(r[step]),), float("nan"))
+
+    return np.array([math.sqrt(c(r, "a") * c(r, "b")) for r in cross])
 
 
 def _cross_rows(rows, arch, **cond):
@@ -283,7 +316,8 @@ def claim_dnn_cross_layer(rows) -> ClaimResult:
     se = np.array([_f(r, "mc_sem") for r in cross])
     dof = min(int(r["realizations"]) for r in cross) - 1
     return _agreement("2", dev, se, dof, lambda i: f"{cross[i]['activation']}, {cross[i]['bias']} bias, "
-                      f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)")
+                      f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)",
+                      scale=_kernel_scale(rows, cross), scale_name=_KERNEL_SCALE)
 
 
 def claim_rnn_cross_relu(rows) -> ClaimResult:
@@ -308,7 +342,8 @@ def claim_rnn_cross_erf(rows) -> ClaimResult:
     mc = np.array([_f(r, "mc_mean") for r in cross])
     se = np.array([_f(r, "mc_sem") for r in cross])
     dof = min(int(r["realizations"]) for r in cross) - 1
-    return _agreement("3b", mc, se, dof, lambda i: f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)")
+    return _agreement("3b", mc, se, dof, lambda i: f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)",
+                      scale=_kernel_scale(rows, cross), scale_name=_KERNEL_SCALE)
 
 
 # --------------------------------------------------------------------------- claim 4 (MMD summary tables)
@@ -613,7 +648,8 @@ def claim_input_propagation(rows) -> ClaimResult:
         return (f"{r['arch'].upper()}, a = {r['a']} (linear response {_fmt(_f(r, 'linear_response'))}, "
                 f"MC {_fmt(_f(r, 'mc_std_corrected'))})")
 
-    return _agreement("7", diff, se, dof, where, label="t")
+    return _agreement("7", diff, se, dof, where, label="t", scale=[_f(r, "linear_response") for r in rows],
+                      scale_name="the linear response")
 
 
 # --------------------------------------------------------------------------- claim 8 (instability)
