@@ -233,9 +233,10 @@ def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z", scale=
     if scale is not None and res.passed:
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = (np.abs(dev) + crit * np.asarray(se, float)) / np.abs(np.asarray(scale, float))
-        j = int(np.nanargmax(bound))
-        res.reason = (f"(resolution: |deviation| < {bound[j]:.2g} x {scale_name} at every row; "
-                      f"loosest at {where(j)})")
+        if np.any(np.isfinite(bound)):
+            j = int(np.nanargmax(np.where(np.isfinite(bound), bound, np.nan)))
+            res.reason = (f"(resolution: |deviation| < {bound[j]:.2g} x {scale_name} at every row; "
+                          f"loosest at {where(j)})")
     return res
 
 
