@@ -120,7 +120,8 @@ def test_mmd_falls_with_width():
     flat = _mmd_rows("width", [10, 40, 160], lambda n: 0.1 / n, lambda n: 0.001)
     assert C.claim_mmd_falls_with_width(flat).status == "fail"
     # a true fall of 2 SE is not significant at alpha = 1e-3: no power, fail
-    small = _mmd_rows("width", [10, 160], lambda n: 0.1 / n, lambda n: 0.001 + (2 * math.sqrt(2) * 3e-4 if n == 10 else 0))
+    fall = 2 * math.sqrt(2) * 3e-4  # 2 SE of the difference
+    small = _mmd_rows("width", [10, 160], lambda n: 0.1 / n, lambda n: 0.001 + (fall if n == 10 else 0))
     assert C.claim_mmd_falls_with_width(small).status == "fail"
     noisy = _mmd_rows("width", [10, 40, 160], lambda n: 0.1 / n, lambda n: 0.2 / n, se_within=0.05)
     assert C.claim_mmd_falls_with_width(noisy).status == "fail"

@@ -31,7 +31,8 @@ columns = {
     **point_columns(),
     "patterns": "number of inputs P (joint output dimension)",
     "mmd2": "unbiased MMD^2 between empirical outputs and N(0,K), RBF length scale l",
-    "mmd2_se": "SE of mmd2 over weight realizations given this input set (U-statistic variance, theory.mmd.mmd2_gaussian_with_se)",
+    "mmd2_se": "SE of mmd2 over weight realizations given this input set (U-statistic variance, "
+               "theory.mmd.mmd2_gaussian_with_se)",
     "noise_floor_mean": "mean MMD^2 of exact N(0,K) samples of the same size",
     "noise_floor_std": "std (ddof=1) of those noise-floor MMD^2 values",
     "lengthscale": "RBF kernel length scale l",
