@@ -30,6 +30,14 @@ def test_pool_input_sets_matches_definitions():
     assert math.isnan(single["mmd2_sem"]) and single["noise_floor_std"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="^mmd2"):
         pool_input_sets([0.1, 0.2], [0.0], [0.1, 0.1])
+    assert "mmd2_se_within" not in out
+    within = pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.03, 0.04, 0.12])["mmd2_se_within"]
+    assert within == pytest.approx(0.13 / 3)  # sqrt(0.03^2 + 0.04^2 + 0.12^2) / S
+    with pytest.raises(ValueError, match="^mmd2_se"):
+        pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.1, 0.1])
+    with pytest.raises(ValueError, match="^mmd2_se"):
+        pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.1, -0.1, 0.1])
+    assert math.isnan(pool_input_sets(mmd2, floor, floor_std, mmd2_se=[0.1, float("nan"), 0.1])["mmd2_se_within"])
 
 
 def test_noise_floor_std_is_the_spread_of_the_set_average():

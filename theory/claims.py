@@ -12,7 +12,9 @@ Criteria are built from standard errors only (never tuned to a run):
 
 Standard errors come from the tables: SEM over realizations (Student t with
 R - 1 degrees of freedom), jackknife over realizations (normal), SEM or
-jackknife over input sets (Student t with S - 1 degrees of freedom).
+jackknife over input sets (Student t with S - 1 degrees of freedom), and the
+U-statistic SE of each MMD^2 estimate over realizations (normal; claims 4a, 4b
+are tested given the input sets).
 
 Each ``claim_*`` function takes table rows (lists of dicts, as read from the
 CSV files; numbers as int/float) and returns a :class:`ClaimResult`.  A claim
@@ -72,15 +74,19 @@ CLAIMS = (
     Claim("3b", "RNN cross-time covariance is about 0 for erf with uncorrelated bias", "kernel",
           "Chat^(a,b) at the row of largest |z| = |Chat| / SE",
           f"max |z| < t crit, two-sided, Bonferroni over rows, alpha = {ALPHA:g}"),
-    Claim("4a", "MMD^2 to the GP falls with width (Fig. 2a,c)", "mmd",
-          "MMD^2(n_min) - MMD^2(n_max) (input-set means) for the group of smallest t",
-          f"t > t crit (Welch), one-sided, alpha = {ALPHA:g} for every (arch, bias)"),
-    Claim("4b", f"The RNN converges more slowly than the DNN for A >= {MMD_DEPTH_MIN} (Fig. 2b,d)", "mmd",
-          f"mean over (bias, A >= {MMD_DEPTH_MIN}) of MMD^2_RNN - MMD^2_DNN",
-          f"t > t crit (Welch), one-sided, alpha = {ALPHA:g}"),
-    Claim("5a", "Var Caux^(A+1,A+1) is proportional to 1/n (Fig. 3a)", "fluctuations",
-          "weighted LS slope of log Var vs log n, arch of largest |slope + 1| / SE",
-          f"|slope + 1| < z crit, two-sided, Bonferroni over archs, alpha = {ALPHA:g}"),
+    Claim("4a", "MMD^2 to the GP falls with width, for the input sets used (Fig. 2a,c)", "mmd",
+          "MMD^2(n_min) - MMD^2(n_max), means over the same input sets, for the group of smallest z",
+          f"z > z crit, one-sided, alpha = {ALPHA:g}, for every (arch, bias, A, g2); SE given the input sets "
+          f"(U-statistic SE over realizations per set, in quadrature; H0: set-mean MMD^2 does not fall)"),
+    Claim("4b", f"The RNN converges more slowly than the DNN for A >= {MMD_DEPTH_MIN}, for the input sets used "
+          f"(Fig. 2b,d)", "mmd",
+          f"mean over (bias, A >= {MMD_DEPTH_MIN}) of MMD^2_RNN - MMD^2_DNN (same input sets)",
+          f"z > z crit, one-sided, alpha = {ALPHA:g}; SE given the input sets (U-statistic SE over "
+          f"realizations per set, in quadrature; H0: RNN - DNN <= 0)"),
+    Claim("5a", "Var Caux^(A+1,A+1) is proportional to 1/n at leading order (Fig. 3a)", "fluctuations",
+          "a of the weighted LS fit n Var = a + b/n (Var = a/n + b/n^2: leading order and the next), worst group",
+          f"for every (arch, input set): a / SE > z crit, one-sided (the 1/n term is there), and chi2 of the fit "
+          f"< chi2 crit (k - 2 dof, Bonferroni over groups: no other power of n); alpha = {ALPHA:g}"),
     Claim("5b", "Var Caux^(A+1,A+1) of the RNN is above the DNN at every width (Fig. 3a)", "fluctuations",
           "Var_RNN - Var_DNN at the width of smallest z",
           f"z > z crit, one-sided, alpha = {ALPHA:g} at every width"),
@@ -137,26 +143,39 @@ def t_crit_one_sided(dof=None, alpha: float = ALPHA) -> float:
     return float(stats.norm.isf(alpha) if dof is None or not np.isfinite(dof) else stats.t.isf(alpha, dof))
 
 
-def welch_dof(se, dof) -> float:
-    """Welch-Satterthwaite degrees of freedom of a sum of independent terms with SEs ``se`` and ``dof``."""
-    se, dof = np.asarray(se, float), np.asarray(dof, float)
-    num = np.sum(se**2) ** 2
-    den = np.sum(se**4 / dof)
-    return float(num / den) if den > 0 else math.inf
+def weighted_lstsq(design, y, se) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weighted linear least squares ``y ~ design @ p`` with known, independent SEs.
+
+    Parameters
+    ----------
+    design : array_like of float, shape (k, q)
+    y, se : array_like of float, shape (k,)
+
+    Returns
+    -------
+    params : ndarray of float, shape (q,)
+    cov : ndarray of float, shape (q, q)
+        Covariance of ``params`` from the given SEs (not rescaled by chi^2).
+    chi2 : float
+        ``sum(((y - design @ params) / se)^2)``, chi^2 with k - q dof if the model holds.
+    """
+    X, y, se = np.asarray(design, float), np.asarray(y, float), np.asarray(se, float)
+    if X.ndim != 2 or X.shape[0] != y.size or se.shape != y.shape or X.shape[0] < X.shape[1]:
+        raise ValueError(f"design {X.shape}, y {y.shape}, se {se.shape}: need design (k, q), y and se (k,), k >= q")
+    if not np.all(se > 0):
+        raise ValueError("se: must be > 0")
+    Xw, yw = X / se[:, None], y / se
+    cov = np.linalg.inv(Xw.T @ Xw)
+    params = cov @ (Xw.T @ yw)
+    return params, cov, float(np.sum((yw - Xw @ params) ** 2))
 
 
 def weighted_slope(x, y, se) -> tuple[float, float, float]:
     """Weighted least-squares line y = c + s x with known SEs; returns (slope, SE of slope, chi2/dof)."""
-    x, y, se = (np.asarray(v, float) for v in (x, y, se))
-    w = 1.0 / se**2
-    W, Sx, Sy = w.sum(), (w * x).sum(), (w * y).sum()
-    Sxx, Sxy = (w * x * x).sum(), (w * x * y).sum()
-    det = W * Sxx - Sx**2
-    slope = (W * Sxy - Sx * Sy) / det
-    intercept = (Sy - slope * Sx) / W
-    resid = (y - intercept - slope * x) / se
-    red = float(np.sum(resid**2) / (len(x) - 2)) if len(x) > 2 else float("nan")
-    return float(slope), float(math.sqrt(W / det)), red
+    x = np.asarray(x, float)
+    params, cov, chi2 = weighted_lstsq(np.column_stack([np.ones_like(x), x]), y, se)
+    red = chi2 / (x.size - 2) if x.size > 2 else float("nan")
+    return float(params[1]), float(math.sqrt(cov[1, 1])), float(red)
 
 
 def _select(rows, **cond):
@@ -181,9 +200,15 @@ def _verdict(res: ClaimResult, ok: bool, reason_if_failed: str) -> ClaimResult:
     return res
 
 
-def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z") -> ClaimResult:
+def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z", scale=None,
+               scale_name: str = "") -> ClaimResult:
     """Agreement claim over rows: fails when the worst ``|dev| / se`` reaches the two-sided,
     Bonferroni-corrected critical t (:func:`t_crit_two_sided` over ``len(dev)`` rows, ``dof``).
+
+    With ``scale``, the reason also states the resolution of the test (not a
+    criterion): the largest ``(|dev| + t crit * se) / |scale|`` over rows, i.e. the
+    relative deviation that the confidence bounds still allow (an agreement
+    claim with a large resolution passes for lack of power).
 
     Parameters
     ----------
@@ -196,6 +221,10 @@ def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z") -> Cla
         ``where(i) -> str`` describing row ``i`` in the failure reason.
     label : str
         Name of the statistic in the reason (``"z"`` or ``"t"``).
+    scale : ndarray of float, shape (m,), optional
+        Natural size of the compared quantity per row.
+    scale_name : str
+        What ``scale`` is, for the reason.
 
     Returns
     -------
@@ -206,7 +235,15 @@ def _agreement(claim_id: str, dev, se, dof: int, where, label: str = "z") -> Cla
     crit = t_crit_two_sided(len(dev), dof)
     i = int(np.argmax(stat))
     res = ClaimResult(claim_id, value=float(dev[i]), se=float(se[i]))
-    return _verdict(res, stat[i] < crit, f"|{label}| = {_fmt(stat[i])} >= {_fmt(crit)} at {where(i)}")
+    _verdict(res, stat[i] < crit, f"|{label}| = {_fmt(stat[i])} >= {_fmt(crit)} at {where(i)}")
+    if scale is not None and res.passed:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = (np.abs(dev) + crit * np.asarray(se, float)) / np.abs(np.asarray(scale, float))
+        if np.any(np.isfinite(bound)):
+            j = int(np.nanargmax(np.where(np.isfinite(bound), bound, np.nan)))
+            res.reason = (f"(resolution: |deviation| < {bound[j]:.2g} x {scale_name} at every row; "
+                          f"loosest at {where(j)})")
+    return res
 
 
 # --------------------------------------------------------------------------- claims 1-3 (kernel tables)
@@ -247,7 +284,23 @@ def claim_equal_time_mc(rows) -> ClaimResult:
         d = pairs[i][0]
         return f"{d['activation']}, {d['bias']} bias, n = {d['width']}, a = {d['a']} ({len(pairs)} rows)"
 
-    return _agreement("1b", diff, se, dof, where)
+    return _agreement("1b", diff, se, dof, where, scale=[_f(d, "theory") for d, _ in pairs],
+                      scale_name="C_DNN^(a,a)")
+
+
+_KERNEL_SCALE = "sqrt(C^(a,a) C^(b,b))"
+_POINT = ("experiment", "arch", "bias", "activation", "width", "depth", "g2", "sigma2", "input_set")
+
+
+def _kernel_scale(rows, cross):
+    """``sqrt(C^(a,a) C^(b,b))`` (theory diagonal of the same point) for each cross row; NaN where missing."""
+    diag = {tuple(r.get(k) for k in _POINT) + (int(r["a"]),): abs(_f(r, "theory"))
+            for r in rows if r["quantity"] == "diag"}
+
+    def c(r, step):
+        return diag.get(tuple(r.get(k) for k in _POINT) + (int(r[step]),), float("nan"))
+
+    return np.array([math.sqrt(c(r, "a") * c(r, "b")) for r in cross])
 
 
 def _cross_rows(rows, arch, **cond):
@@ -270,7 +323,8 @@ def claim_dnn_cross_layer(rows) -> ClaimResult:
     se = np.array([_f(r, "mc_sem") for r in cross])
     dof = min(int(r["realizations"]) for r in cross) - 1
     return _agreement("2", dev, se, dof, lambda i: f"{cross[i]['activation']}, {cross[i]['bias']} bias, "
-                      f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)")
+                      f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)",
+                      scale=_kernel_scale(rows, cross), scale_name=_KERNEL_SCALE)
 
 
 def claim_rnn_cross_relu(rows) -> ClaimResult:
@@ -295,46 +349,74 @@ def claim_rnn_cross_erf(rows) -> ClaimResult:
     mc = np.array([_f(r, "mc_mean") for r in cross])
     se = np.array([_f(r, "mc_sem") for r in cross])
     dof = min(int(r["realizations"]) for r in cross) - 1
-    return _agreement("3b", mc, se, dof, lambda i: f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)")
+    return _agreement("3b", mc, se, dof, lambda i: f"a = {cross[i]['a']}, b = {cross[i]['b']} ({len(cross)} rows)",
+                      scale=_kernel_scale(rows, cross), scale_name=_KERNEL_SCALE)
 
 
 # --------------------------------------------------------------------------- claim 4 (MMD summary tables)
 
 
-def _mmd_se(row):
-    """SE and dof of an input-set mean of MMD^2 (NaN SE for a single input set)."""
-    return _f(row, "mmd2_sem"), int(row["input_sets"]) - 1
+def _mmd_se_within(row) -> float:
+    """SE of an input-set mean of MMD^2 given the input sets (``mmd2_se_within``; NaN if absent)."""
+    try:
+        return _f(row, "mmd2_se_within")
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
+
+
+_NO_WITHIN_SE = ("needs the within-set SE column mmd2_se_within of the MMD summary "
+                 "(U-statistic SE over realizations; rerun compare_mmd)")
 
 
 def claim_mmd_falls_with_width(rows) -> ClaimResult:
-    """Claim 4a: for every (arch, bias, depth), MMD^2 at the smallest width exceeds that at the largest."""
+    """Claim 4a: for every (arch, bias, depth, g2), MMD^2 at the smallest width exceeds that at the largest.
+
+    The statistic is the difference of input-set means, ``MMD^2(n_min) - MMD^2(n_max)``,
+    on the same input sets at both widths (paired by seed), tested given those
+    input sets: its SE is from the finite realizations only (``mmd2_se_within``
+    of both widths in quadrature; the widths are independent simulations), with
+    normal critical values (about 1000 realizations per set).  Every group must
+    pass at level ALPHA (intersection-union test); the worst is reported.
+    """
     groups = {}
     for r in rows:
         groups.setdefault((r["arch"], r["bias"], r["depth"], r["g2"], r["activation"], r.get("experiment")), []).append(r)
     groups = {k: sorted(v, key=lambda r: r["width"]) for k, v in groups.items() if len({r["width"] for r in v}) > 1}
     if not groups:
         return _missing("4a", "MMD summary with more than one width")
+    crit = t_crit_one_sided()
     worst = None
     for key, g in groups.items():
         lo, hi = g[0], g[-1]
-        (se1, d1), (se2, d2) = _mmd_se(lo), _mmd_se(hi)
         diff = _f(lo, "mmd2_mean") - _f(hi, "mmd2_mean")
-        se = math.hypot(se1, se2)
-        if not np.isfinite(se) or se <= 0 or min(d1, d2) < 1:
-            return ClaimResult("4a", value=diff, status="fail",
-                               reason="needs >= 2 input sets per point for an SE over input sets")
-        dof = welch_dof([se1, se2], [d1, d2])
-        t, crit = diff / se, t_crit_one_sided(dof)
-        if worst is None or t - crit < worst[0]:
-            worst = (t - crit, t, crit, dof, diff, se, key, lo["width"], hi["width"], min(d1, d2) + 1)
-    _, t, crit, dof, diff, se, key, n1, n2, sets = worst
+        se = math.hypot(_mmd_se_within(lo), _mmd_se_within(hi))
+        if not np.isfinite(se) or se <= 0:
+            return ClaimResult("4a", value=diff, status="fail", reason=_NO_WITHIN_SE)
+        if int(lo["input_sets"]) != int(hi["input_sets"]):
+            return ClaimResult("4a", value=diff, se=se, status="fail", reason=(
+                f"{key[0].upper()} {key[1]} bias: {lo['input_sets']} input sets at n = {lo['width']} but "
+                f"{hi['input_sets']} at n = {hi['width']}; the paired test needs the same sets at both widths"))
+        t = diff / se
+        if worst is None or t < worst[0]:
+            worst = (t, diff, se, key, lo["width"], hi["width"], int(lo["input_sets"]))
+    t, diff, se, key, n1, n2, sets = worst
     res = ClaimResult("4a", value=diff, se=se)
-    return _verdict(res, t > crit, f"{key[0].upper()} {key[1]} bias, A = {key[2]}: t = {_fmt(t)} <= {_fmt(crit)} "
-                    f"(Welch dof {dof:.1f}, SEs over {sets} input sets) for MMD^2(n={n1}) - MMD^2(n={n2})")
+    where = (f"{key[0].upper()} {key[1]} bias, A = {key[2]}, g2 = {key[3]}: z = {_fmt(t)}", f"for MMD^2(n={n1}) - "
+             f"MMD^2(n={n2}) (mean of {sets} input sets; {len(groups)} groups)")
+    _verdict(res, t > crit, f"{where[0]} <= {_fmt(crit)} {where[1]}")
+    if res.passed:
+        res.reason = f"(worst: {where[0]} {where[1]})"
+    return res
 
 
 def claim_rnn_slower_with_depth(rows) -> ClaimResult:
-    """Claim 4b: averaged over bias modes and depths A >= MMD_DEPTH_MIN, MMD^2 of the RNN exceeds the DNN's."""
+    """Claim 4b: averaged over bias modes, depths A >= MMD_DEPTH_MIN and input sets, MMD^2 of the RNN exceeds the DNN's.
+
+    DNN and RNN are paired by (bias, depth, width, g2) and use the same input
+    sets; the test is given those sets (SE from the realizations only,
+    ``mmd2_se_within`` in quadrature over the independent simulations, normal
+    critical value).
+    """
     key = ("experiment", "bias", "activation", "width", "depth", "g2")
     deep = [r for r in rows if int(r["depth"]) >= MMD_DEPTH_MIN]
     if len({r["depth"] for r in rows}) < 2:
@@ -344,18 +426,17 @@ def claim_rnn_slower_with_depth(rows) -> ClaimResult:
     if not pairs:
         return _missing("4b", f"MMD summary with DNN and RNN at depths >= {MMD_DEPTH_MIN}")
     diffs = np.array([_f(r, "mmd2_mean") - _f(d, "mmd2_mean") for d, r in pairs])
-    ses, dofs = zip(*[_mmd_se(x) for pair in pairs for x in pair])
-    if not np.all(np.isfinite(ses)) or min(dofs) < 1:
-        return ClaimResult("4b", value=float(diffs.mean()), status="fail",
-                           reason="needs >= 2 input sets per point for an SE over input sets")
+    ses = np.array([_mmd_se_within(x) for pair in pairs for x in pair])
+    if not np.all(np.isfinite(ses) & (ses > 0)):
+        return ClaimResult("4b", value=float(diffs.mean()), status="fail", reason=_NO_WITHIN_SE)
     k = len(pairs)
     se = math.sqrt(np.sum(np.square(ses))) / k
-    dof = welch_dof(ses, dofs)
-    t, crit = diffs.mean() / se, t_crit_one_sided(dof)
+    t, crit = diffs.mean() / se, t_crit_one_sided()
     res = ClaimResult("4b", value=float(diffs.mean()), se=se)
     depths = sorted({int(d["depth"]) for d, _ in pairs})
-    return _verdict(res, t > crit, f"t = {_fmt(t)} <= {_fmt(crit)} (Welch dof {dof:.1f}; {k} (bias, depth) pairs, "
-                    f"A in {depths}, n = {sorted({d['width'] for d, _ in pairs})})")
+    return _verdict(res, t > crit, f"z = {_fmt(t)} <= {_fmt(crit)} ({k} (bias, depth) pairs, A in {depths}, "
+                    f"n = {sorted({d['width'] for d, _ in pairs})}, {min(int(d['input_sets']) for d, _ in pairs)} "
+                    f"input sets)")
 
 
 # --------------------------------------------------------------------------- claims 5-6 (fluctuation tables)
@@ -365,8 +446,42 @@ def _readout_var(rows):
     return [r for r in rows if r["quantity"] == "var_caux" and int(r["a"]) == int(r["depth"]) + 1]
 
 
+def fit_one_over_n(widths, var, var_se) -> dict:
+    """Fit the finite-size expansion ``Var = a / n + b / n^2`` (weighted least squares on ``n Var = a + b / n``).
+
+    Parameters
+    ----------
+    widths : array_like of int, shape (k,)
+        k >= 3 distinct widths n.
+    var, var_se : array_like of float, shape (k,)
+        Measured Var and its standard error (independent simulations per width).
+
+    Returns
+    -------
+    dict
+        ``a``, ``a_se`` (leading coefficient, lim n Var), ``b``, ``b_se``,
+        ``chi2`` and ``dof`` (k - 2) of the fit.
+    """
+    n = np.asarray(widths, float)
+    if n.size < 3 or len(set(n.tolist())) != n.size:
+        raise ValueError(f"widths: need >= 3 distinct widths for a 2-parameter fit with a goodness of fit, got {n}")
+    (a, b), cov, chi2 = weighted_lstsq(np.column_stack([np.ones_like(n), 1.0 / n]), n * np.asarray(var, float),
+                                       n * np.asarray(var_se, float))
+    return {"a": float(a), "a_se": float(math.sqrt(cov[0, 0])), "b": float(b), "b_se": float(math.sqrt(cov[1, 1])),
+            "chi2": chi2, "dof": int(n.size - 2)}
+
+
 def claim_variance_one_over_n(rows) -> ClaimResult:
-    """Claim 5a: slope of log Var Caux^(A+1,A+1) vs log n is -1 within SE, for every arch."""
+    """Claim 5a: Var Caux^(A+1,A+1) = a/n + b/n^2 with a > 0, i.e. the leading finite-size order is 1/n.
+
+    For every (arch, bias, depth, input set) with >= 3 widths, :func:`fit_one_over_n`
+    must (i) find the leading 1/n term, ``a / SE > z crit`` one-sided at ALPHA
+    (fails for Var ~ 1/n^2 or faster: a = 0), and (ii) describe the data,
+    chi^2 below the chi^2 critical value at ALPHA, Bonferroni over groups (fails
+    for any other power n^-p over the widths: e.g. p = 1/2, 1.3).  The next
+    order b/n^2 absorbs the O(1/n^2) excess at small n instead of a biased
+    log-log slope.  Reported: ``a`` of the group of smallest margin.
+    """
     readout = _readout_var(rows)
     groups = {}
     for r in readout:
@@ -374,20 +489,32 @@ def claim_variance_one_over_n(rows) -> ClaimResult:
     groups = {k: v for k, v in groups.items() if len({r["width"] for r in v}) >= 3}
     if not groups:
         return _missing("5a", "fluctuation table with >= 3 widths")
-    crit = t_crit_two_sided(len(groups))
-    worst = None
+    crit_a = t_crit_one_sided()
+    worst, failures = None, []
     for key, g in groups.items():
         g = sorted(g, key=lambda r: r["width"])
-        var = np.array([_f(r, "mc") for r in g])
-        se = np.array([_f(r, "mc_se") for r in g]) / var  # SE of log Var (delta method)
-        slope, slope_se, red = weighted_slope(np.log([r["width"] for r in g]), np.log(var), se)
-        z = abs(slope + 1.0) / slope_se
-        if worst is None or z > worst[0]:
-            worst = (z, slope, slope_se, red, key, [r["width"] for r in g])
-    z, slope, slope_se, red, key, widths = worst
-    res = ClaimResult("5a", value=slope, se=slope_se)
-    return _verdict(res, z < crit, f"{key[0].upper()}: |slope + 1| / SE = {_fmt(z)} >= {_fmt(crit)} "
-                    f"(widths {widths}; chi2/dof of the line {_fmt(red)})")
+        widths = [r["width"] for r in g]
+        fit = fit_one_over_n(widths, [_f(r, "mc") for r in g], [_f(r, "mc_se") for r in g])
+        crit_chi2 = float(stats.chi2.isf(ALPHA / len(groups), fit["dof"]))
+        z_a = fit["a"] / fit["a_se"]
+        name = f"{key[0].upper()} input {key[3]}"
+        th = [_f(r, "theory") * r["width"] for r in g]
+        note = (f"{name}: n Var -> a = {_fmt(fit['a'])} +- {_fmt(fit['a_se'])} (NLO theory {_fmt(np.mean(th))}), "
+                f"b = {_fmt(fit['b'])} +- {_fmt(fit['b_se'])}, chi2 = {_fmt(fit['chi2'])} ({fit['dof']} dof), "
+                f"widths {widths}")
+        if not z_a > crit_a:
+            failures.append(f"no leading 1/n term: a / SE = {_fmt(z_a)} <= {_fmt(crit_a)} ({note})")
+        if not fit["chi2"] < crit_chi2:
+            failures.append(f"a/n + b/n^2 does not fit: chi2 = {_fmt(fit['chi2'])} >= {_fmt(crit_chi2)} ({note})")
+        margin = min(z_a - crit_a, crit_chi2 - fit["chi2"])
+        if worst is None or margin < worst[0]:
+            worst = (margin, fit, note)
+    _, fit, note = worst
+    res = ClaimResult("5a", value=fit["a"], se=fit["a_se"])
+    _verdict(res, not failures, "; ".join(failures))
+    if res.passed:
+        res.reason = f"({note})"
+    return res
 
 
 def claim_rnn_variance_above_dnn(rows) -> ClaimResult:
@@ -528,7 +655,8 @@ def claim_input_propagation(rows) -> ClaimResult:
         return (f"{r['arch'].upper()}, a = {r['a']} (linear response {_fmt(_f(r, 'linear_response'))}, "
                 f"MC {_fmt(_f(r, 'mc_std_corrected'))})")
 
-    return _agreement("7", diff, se, dof, where, label="t")
+    return _agreement("7", diff, se, dof, where, label="t", scale=[_f(r, "linear_response") for r in rows],
+                      scale_name="the linear response")
 
 
 # --------------------------------------------------------------------------- claim 8 (instability)

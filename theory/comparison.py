@@ -41,7 +41,7 @@ def z_score(mc, theory, se):
     return out.item() if out.ndim == 0 else out
 
 
-def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std) -> dict:
+def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std, mmd2_se=None) -> dict:
     """Average per-input-set MMD^2 values and their noise floors over S input sets.
 
     Parameters
@@ -49,6 +49,10 @@ def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std) -> dict:
     mmd2, noise_floor_mean, noise_floor_std : array_like of float, shape (S,)
         Per input set: the MMD^2 estimate, and mean and std (over repetitions)
         of the MMD^2 of exact N(0, K) samples of the same size.
+    mmd2_se : array_like of float, shape (S,), optional
+        Per input set: the SE of the MMD^2 estimate over weight realizations
+        (:func:`theory.mmd.mmd2_gaussian_with_se`; NaN where it is not
+        available, e.g. fewer than 4 realizations: the pooled SE is then NaN).
 
     Returns
     -------
@@ -56,7 +60,9 @@ def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std) -> dict:
         ``mmd2_mean`` (mean over sets), ``mmd2_sem`` (SEM over sets, NaN for S = 1),
         ``noise_floor_mean`` (mean over sets) and ``noise_floor_std``
         ``= sqrt(mean(noise_floor_std^2) / S)`` (std of a mean of S independent floors),
-        ``input_sets`` (S).
+        ``input_sets`` (S); with ``mmd2_se`` also ``mmd2_se_within``
+        ``= sqrt(sum(mmd2_se^2)) / S``: the SE of ``mmd2_mean`` given the S input
+        sets (finite realizations only; the sets are independent simulations).
     """
     values = np.asarray(mmd2, dtype=float).ravel()
     floor = np.asarray(noise_floor_mean, dtype=float).ravel()
@@ -65,13 +71,21 @@ def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std) -> dict:
     if S < 1 or floor.size != S or floor_std.size != S:
         raise ValueError(f"mmd2, noise_floor_mean, noise_floor_std: need equal non-zero lengths, got "
                          f"{values.size}, {floor.size}, {floor_std.size}")
-    return {
+    out = {
         "input_sets": S,
         "mmd2_mean": float(values.mean()),
         "mmd2_sem": float(sem(values)) if S > 1 else float("nan"),
         "noise_floor_mean": float(floor.mean()),
         "noise_floor_std": float(np.sqrt(np.mean(floor_std**2) / S)),
     }
+    if mmd2_se is not None:
+        se = np.asarray(mmd2_se, dtype=float).ravel()
+        if se.size != S:
+            raise ValueError(f"mmd2_se: need length {S} (one SE per input set), got {se.size}")
+        if np.any(se < 0) or np.any(np.isinf(se)):
+            raise ValueError(f"mmd2_se: must be >= 0 and not infinite, got {se}")
+        out["mmd2_se_within"] = float(np.sqrt(np.sum(se**2)) / S)
+    return out
 
 
 def weight_average(samples) -> tuple[np.ndarray, np.ndarray]:

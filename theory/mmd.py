@@ -20,6 +20,8 @@ tell convergence apart from estimator noise.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 DEFAULT_LENGTHSCALE = 0.5
@@ -128,6 +130,16 @@ def gaussian_self_term(K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:
     return float(np.exp(-0.5 * logdet))
 
 
+def _mmd2_kernel_matrix(samples, K, lengthscale) -> np.ndarray:
+    """U-statistic kernel ``H_ij = k(t_i, t_j) - e_i - e_j + c`` (zero diagonal), so that MMD^2 = mean_{i != j} H_ij."""
+    K = _check_covariance(K)
+    T = _check_samples(samples, K.shape[0])
+    embed = gaussian_embedding(T, K, lengthscale)
+    H = rbf_gram(T, T, lengthscale) - embed[:, None] - embed[None, :] + gaussian_self_term(K, lengthscale)
+    np.fill_diagonal(H, 0.0)
+    return H
+
+
 def mmd2_gaussian(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:
     """Unbiased MMD^2 between samples and N(0, K) with Gaussian terms in closed form.
 
@@ -146,13 +158,57 @@ def mmd2_gaussian(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float
     float
         The unbiased estimate (can be slightly negative).
     """
-    K = _check_covariance(K)
-    T = _check_samples(samples, K.shape[0])
-    m = T.shape[0]
-    G = rbf_gram(T, T, lengthscale)
-    within = (np.sum(G) - np.trace(G)) / (m * (m - 1))
-    cross = np.mean(gaussian_embedding(T, K, lengthscale))
-    return float(within - 2.0 * cross + gaussian_self_term(K, lengthscale))
+    H = _mmd2_kernel_matrix(samples, K, lengthscale)
+    m = H.shape[0]
+    return float(np.sum(H) / (m * (m - 1)))
+
+
+def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> tuple[float, float]:
+    """:func:`mmd2_gaussian` and its standard error over the samples (Hoeffding decomposition).
+
+    The estimate ``U = mean_{i != j} h(t_i, t_j)`` is a U-statistic of order 2 with
+    kernel ``h(s, t) = k(s, t) - e(s) - e(t) + c`` (``e = E_{s ~ N(0,K)} k(s, .)``,
+    ``c`` the self term).  Its variance is exactly (Hoeffding)::
+
+        Var U = (4 (m-2) zeta_1 + 2 zeta_2) / (m (m-1)),
+        zeta_1 = E[h12 h13] - theta^2,   zeta_2 = E[h12^2] - theta^2,   theta = E U,
+
+    and ``E[h12 h13]``, ``E[h12^2]`` and ``theta^2`` have unbiased estimates as
+    averages over distinct index triples, pairs and quadruples (computed in
+    ``O(m^2)`` from the kernel matrix).  Each ``zeta`` estimate is clipped at 0
+    (a variance), which makes the SE slightly conservative where ``zeta_1 = 0``
+    (MMD^2 = 0, degenerate U-statistic; about +9 % in the SE) and leaves it
+    unbiased in variance otherwise.  Unlike the delete-one jackknife, which
+    doubles the degenerate part, it stays calibrated at the noise floor.  This
+    is the sampling error *given* the distribution of the samples (here: given
+    the network's inputs), from the finite number ``m`` of weight realizations.
+
+    Parameters
+    ----------
+    samples : array_like of float, shape (m, P)
+        ``m >= 2`` i.i.d. sample vectors.
+    K : array_like of float, shape (P, P)
+    lengthscale : float
+
+    Returns
+    -------
+    value : float
+        Same as :func:`mmd2_gaussian`.
+    se : float
+        ``sqrt`` of the variance estimate above; NaN for m < 4 (no distinct quadruples).
+    """
+    H = _mmd2_kernel_matrix(samples, K, lengthscale)
+    m = H.shape[0]
+    if m < 4:
+        return float(np.sum(H) / (m * (m - 1))), float("nan")
+    rows = np.sum(H, axis=1)
+    total, sq, rows_sq = float(np.sum(rows)), float(np.sum(H * H)), float(np.sum(rows * rows))
+    pairs = m * (m - 1)
+    h12_h13 = (rows_sq - sq) / (pairs * (m - 2))  # distinct triples (i, j, k)
+    h12_sq = sq / pairs  # distinct pairs
+    theta_sq = (total * total - 4.0 * rows_sq + 2.0 * sq) / (pairs * (m - 2) * (m - 3))  # distinct quadruples
+    var = (4.0 * (m - 2) * max(h12_h13 - theta_sq, 0.0) + 2.0 * max(h12_sq - theta_sq, 0.0)) / pairs
+    return total / pairs, math.sqrt(var)
 
 
 def mmd2_two_sample(samples_x, samples_y, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:

@@ -1,7 +1,8 @@
 """Fig. 2: MMD^2 between the outputs (y_1..y_P over realizations) and N(0, K), with noise floor.
 
 Snakemake script (rule compare_mmd).  Output unit 0 is used; overflowed
-realizations are dropped.  The noise floor is the MMD^2 of the same number of
+realizations are dropped.  Each MMD^2 comes with its SE over realizations
+(given the input set).  The noise floor is the MMD^2 of the same number of
 exact samples of N(0, K) (several repetitions: mean and std).
 """
 
@@ -18,7 +19,7 @@ from _common import (  # noqa: E402
     write_table,
 )
 from theory.comparison import pool_input_sets  # noqa: E402
-from theory.mmd import mmd2_gaussian, mmd2_noise_floor  # noqa: E402
+from theory.mmd import mmd2_gaussian_with_se, mmd2_noise_floor  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
@@ -30,6 +31,8 @@ columns = {
     **point_columns(),
     "patterns": "number of inputs P (joint output dimension)",
     "mmd2": "unbiased MMD^2 between empirical outputs and N(0,K), RBF length scale l",
+    "mmd2_se": "SE of mmd2 over weight realizations given this input set (U-statistic variance, "
+               "theory.mmd.mmd2_gaussian_with_se)",
     "noise_floor_mean": "mean MMD^2 of exact N(0,K) samples of the same size",
     "noise_floor_std": "std (ddof=1) of those noise-floor MMD^2 values",
     "lengthscale": "RBF kernel length scale l",
@@ -39,12 +42,12 @@ for point, data, theory, ok, base in iter_compared_points(smk, points):
     y = np.asarray(data["y"])[ok][:, :, 0]  # (R, P)
     depth = points[point]["depth"]
     K = np.asarray(theory["kernel"])[depth + 1, depth + 1]  # (P, P) readout kernel
-    value = mmd2_gaussian(y, K, lengthscale)
+    value, value_se = mmd2_gaussian_with_se(y, K, lengthscale)
     seed = [int(smk.params.noise_seed), zlib.crc32(point.encode())]
     floor_mean, floor_std, _ = mmd2_noise_floor(K, int(y.shape[0]), int(smk.params.repetitions), lengthscale, seed)
-    rows.append({**base, "patterns": y.shape[1], "mmd2": value,
+    rows.append({**base, "patterns": y.shape[1], "mmd2": value, "mmd2_se": value_se,
                  "noise_floor_mean": floor_mean, "noise_floor_std": floor_std, "lengthscale": lengthscale})
-    log.info("%s: MMD2 = %.3g (floor %.3g +- %.3g)", point, value, floor_mean, floor_std)
+    log.info("%s: MMD2 = %.3g +- %.3g (floor %.3g +- %.3g)", point, value, value_se, floor_mean, floor_std)
 
 # average over input sets
 group_keys = INPUT_SET_GROUP_KEYS
@@ -57,13 +60,15 @@ summary_columns = {
     "realizations": "weight realizations used per input set (the fewest over the sets; all equal unless some overflowed)",
     "mmd2_mean": "MMD^2 averaged over input sets",
     "mmd2_sem": "standard error of mmd2_mean over input sets (nan for one set)",
+    "mmd2_se_within": "SE of mmd2_mean given these input sets: sqrt(sum of mmd2_se^2) / input_sets",
     "noise_floor_mean": "noise-floor MMD^2 averaged over input sets",
     "noise_floor_std": "std of the set-averaged noise floor: sqrt(mean(noise_floor_std^2) / input_sets)",
     "lengthscale": "RBF kernel length scale l",
 }
 summary = []
 for key, members in groups.items():
-    pooled = pool_input_sets(*([m[k] for m in members] for k in ("mmd2", "noise_floor_mean", "noise_floor_std")))
+    pooled = pool_input_sets(*([m[k] for m in members] for k in ("mmd2", "noise_floor_mean", "noise_floor_std",
+                                                                   "mmd2_se")))
     summary.append({
         **dict(zip(group_keys, key)),
         **pooled,
