@@ -131,7 +131,12 @@ if [ "${1:-}" = "--down" ]; then
     exit 0
 fi
 
-for exe in slurmctld slurmd sinfo srun sbatch scontrol munge unmunge ip unshare; do
+if ! command -v ip >/dev/null 2>&1; then
+    say "installing iproute2 with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends \
+        iproute2 >/dev/null 2>&1 || die "apt-get install iproute2 failed"
+fi
+for exe in slurmctld slurmd sinfo srun sbatch scontrol munge unmunge ip nsenter unshare; do
     command -v "$exe" >/dev/null 2>&1 || die "'$exe' is not installed (run .ci/slurm-up.sh first)"
 done
 munge -n 2>/dev/null | unmunge >/dev/null 2>&1 \
