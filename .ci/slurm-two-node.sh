@@ -107,9 +107,11 @@ wait_for() {
 
 running() { pgrep -x "$1" >/dev/null 2>&1; }
 
-# pids of the daemons of this cluster (by their symlink names)
+# stop this cluster's daemons (found by their symlink names, never the one-node cluster's)
 stop_daemons() {
-    timeout 10 scontrol shutdown >/dev/null 2>&1 || true
+    if [ -f "$CONF" ]; then
+        timeout 10 scontrol shutdown >/dev/null 2>&1 || true
+    fi
     local pid
     for pid in $(pgrep -x slurmd-ci2) $(pgrep -x slurmctld-ci2); do
         kill "$pid" 2>/dev/null || true
