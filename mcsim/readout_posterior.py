@@ -146,17 +146,26 @@ def conditional_mean(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray,
         In units of ``f = gamma0^{-1/2} y`` (zero for ``kappa = inf``).
     """
     R, P, _ = caux_readout.shape
-    PD, n_out = Y.shape
     if math.isinf(kappa):
-        return np.zeros((R, P, n_out))
+        return np.zeros((R, P, Y.shape[1]))
+    return _factor_and_mean(caux_readout, Y, train, kappa, gamma0)[2]
+
+
+def _factor_and_mean(caux_readout, Y, train, kappa, gamma0):
+    """:func:`_factor` (``K``, ``L``) and the conditional mean ``m = K_.D (K_DD + kappa I)^-1 Y`` (R, P, n_out).
+
+    One factorisation serves :func:`conditional_mean` and :func:`conditional_output_gram`.
+    """
+    from scipy.linalg import solve_triangular
+
+    R = caux_readout.shape[0]
+    PD, n_out = Y.shape
     K, L = _factor(caux_readout, train, kappa, gamma0)
     B = _solve_lower(L, np.broadcast_to(Y, (R, PD, n_out)).copy())
     alpha = np.empty_like(B)
-    from scipy.linalg import solve_triangular
-
     for r in range(R):
         alpha[r] = solve_triangular(L[r], B[r], lower=True, trans="T", check_finite=False)
-    return np.einsum("rpd,rdo->rpo", K[:, :, train], alpha)
+    return K, L, np.einsum("rpd,rdo->rpo", K[:, :, train], alpha)
 
 
 def conditional_output_gram(caux_readout: np.ndarray, Y: np.ndarray, train: np.ndarray, kappa: float,
@@ -183,13 +192,12 @@ def conditional_output_gram(caux_readout: np.ndarray, Y: np.ndarray, train: np.n
     from scipy.linalg import cho_solve
 
     n_out = Y.shape[1]
-    K, L = _factor(caux_readout, train, kappa, gamma0)
+    K, L, m = _factor_and_mean(caux_readout, Y, train, kappa, gamma0)
     out = np.empty_like(K)
     for r in range(K.shape[0]):
         KxD = K[r][:, train]
         S = K[r] - KxD @ cho_solve((L[r], True), KxD.T, check_finite=False)
-        m = KxD @ cho_solve((L[r], True), Y, check_finite=False)
-        out[r] = gamma0 * (S + m @ m.T / n_out)
+        out[r] = gamma0 * (S + m[r] @ m[r].T / n_out)
     return out
 
 
