@@ -79,9 +79,9 @@ from theory.spec import parse_chunk as _parse_chunk
 from . import store as _store
 from .driver import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError, check_block_memory, check_out_path, parse_spec
 from .fault_hooks import NO_HOOKS, FaultHooks
-from .mpi_util import _barrier, _bcast_object, _fail, _wait_buffer
+from .mpi_util import _barrier, _bcast_object, _fail
 from .progress import Progress, _log, _log_failure
-from .scheduler import order_units, sample_on_root, sample_on_worker
+from .scheduler import order_units, run_units, sample_on_root
 from .shards import _fmt_ranges
 from .worker import UnitWorker
 
@@ -472,7 +472,6 @@ def run_campaign(loader: Callable[[], List[CampaignPoint]], store_root, *, singl
 
 
 def _run(comm, loader, store_root, single, progress, progress_interval, quiet, hooks: FaultHooks) -> int:
-    import numpy as np
     import theory
 
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -533,14 +532,8 @@ def _run(comm, loader, store_root, single, progress, progress_interval, quiet, h
                 _warm_up(specs[u[0]][1], u[3], warmed)
             _barrier(comm)  # every rank is compiled and ready: start the first round together
         worker = UnitWorker(specs, rank, hooks, ranks=size)
-        status = np.zeros(1, dtype=np.int64)
-        if rank == 0:
-            status[0] = _sample_on_root(comm, camp, units, worker, progress, progress_interval)
-        else:
-            sample_on_worker(comm, units, worker)
-        if size > 1:
-            _wait_buffer(comm.Ibcast(status, root=0))
-        return int(status[0])
+        return run_units(comm, units, worker,
+                         lambda: _sample_on_root(comm, camp, units, worker, progress, progress_interval))
     finally:
         if camp is not None:
             for g in camp.groups:
