@@ -37,12 +37,15 @@ commands:
             overflow count).
   bench     micro-benchmarks of the samplers (see 'python -m mcsim bench --help').
   posterior posterior Monte Carlo of one network and data set (see 'python -m mcsim posterior --help').
+  scaling   predicted strong scaling (a model): the measured block times of finished
+            points replayed under the dispatcher's policy for several rank counts.
 
 examples:
   mpiexec -n 4 python -m mcsim run --spec point.json --store results/store --out point.h5
   mpiexec -n 4 python -m mcsim campaign --specs chunk.json --store results/store
   python -m mcsim info point.h5 --verify
   python -m mcsim info results/store --spec point.json
+  python -m mcsim scaling results/fig2_width/sim --ranks 1 2 8 64 512
 
 exit codes: 0 success; 1 runtime failure (a failed rank, missing, corrupt or stale
 shards, a corrupt final file); 2 bad input (invalid spec value, file or argument).
@@ -150,7 +153,7 @@ def _interval(text):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m mcsim", description=DESCRIPTION,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="{run,campaign,finalize,info,bench}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{run,campaign,finalize,info,scaling,bench,posterior}", parser_class=_Parser)
 
     r = sub.add_parser("run", help="sample missing blocks (MPI-parallel) and write the final point file",
                        description="Sample the missing realization blocks of a point into STORE/<point_key>/blocks "
@@ -201,9 +204,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="verify checksums of shards or of every dataset of a final file (reads all data); "
                         "a mismatch exits 1 naming the dataset and file")
 
+    sc = sub.add_parser("scaling", help="predicted strong scaling from measured block times (a model)",
+                        description="Replay the measured block times (attribute block_timings) of final point "
+                                    "files under the campaign dispatcher's policy (most expensive first by the cost "
+                                    "model, then on request) for each rank count, as if all their points were one "
+                                    "campaign job. A model: start-up, MPI messages and finalisation are not "
+                                    "included; measure 1 vs 2 ranks for real to check it.")
+    sc.add_argument("paths", nargs="+", metavar="PATH", help="final point files (.h5) or directories searched for them")
+    sc.add_argument("--ranks", type=_positive("ranks"), nargs="+", default=[1, 2, 8, 64, 512],
+                    help="rank counts to replay (default 1 2 8 64 512)")
+
     sub.add_parser("bench", help="sampler benchmarks (delegates to mcsim.bench)", add_help=False)
     sub.add_parser("posterior", help="posterior sampling (delegates to mcsim.posterior_cli)", add_help=False)
     return p
+
+
+def _scaling_table(paths, ranks) -> str:
+    """Text table of :func:`mcsim.scheduler.strong_scaling` over the final point files under ``paths``."""
+    from pathlib import Path
+
+    from .campaign import measured_unit_costs
+    from .driver import UserError
+    from .scheduler import strong_scaling
+
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.h5")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"path: no such file or directory: {p}")
+    if not files:
+        raise UserError(f"path: no final point files (*.h5) under {', '.join(map(str, paths))}")
+    measured, predicted = measured_unit_costs(files)
+    rows = strong_scaling(measured, ranks, priority=predicted)
+    head = (f"{len(files)} points, {len(measured)} blocks, {sum(measured):.1f} s measured on one rank "
+            f"(largest block {rows[0]['bound']:.2f} s); replay of the dispatcher (a model: no start-up, "
+            "messages or finalisation)")
+    lines = [head, f"{'ranks':>7} {'makespan_s':>12} {'speedup':>9} {'efficiency':>11}"]
+    lines += [f"{r['ranks']:>7d} {r['makespan']:>12.2f} {r['speedup']:>9.2f} {r['efficiency']:>11.3f}" for r in rows]
+    return "\n".join(lines)
 
 
 def driver_exit_usage() -> int:
@@ -251,6 +292,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not Path(args.path).exists():
                 raise driver.UserError(f"path: no such file or directory: {args.path}")
             print(store.describe_path(args.path, spec=spec, verify=args.verify))
+            return driver.EXIT_OK
+        if cmd == "scaling":
+            print(_scaling_table(args.paths, args.ranks))
             return driver.EXIT_OK
     except driver.UserError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -152,6 +152,41 @@ def simulate_schedule(unit_costs: Sequence[float], ranks: int, priority: Optiona
     return Schedule(makespan, assignment, busy)
 
 
+def strong_scaling(unit_costs: Sequence[float], ranks: Sequence[int], priority: Optional[Sequence[float]] = None) -> list:
+    """Predicted strong scaling of one campaign: :func:`simulate_schedule` replayed for several rank counts.
+
+    A model: the measured unit costs are replayed under the dispatcher's policy;
+    start-up, messages and finalisation are not included.
+
+    Parameters
+    ----------
+    unit_costs : sequence of float, length U
+        Seconds each work unit took (e.g. :func:`mcsim.campaign.measured_unit_costs`).
+    ranks : sequence of int
+        Rank counts to replay, each >= 1.
+    priority : sequence of float, length U, optional
+        What the dispatcher sorts by (the cost model's predictions); default ``unit_costs``.
+
+    Returns
+    -------
+    list of dict
+        One per rank count: ``ranks``, ``makespan`` (seconds), ``speedup`` (one-rank
+        makespan / makespan), ``efficiency`` (``speedup / ranks``) and ``bound``
+        (the largest single unit's cost, the makespan no rank count can beat).
+    """
+    if not len(unit_costs):
+        raise ValueError("unit_costs: no work units")
+    serial = float(sum(float(c) for c in unit_costs))
+    bound = max(float(c) for c in unit_costs)
+    rows = []
+    for k in ranks:
+        sched = simulate_schedule(unit_costs, int(k), priority)
+        speedup = serial / sched.makespan if sched.makespan > 0 else float(k)
+        rows.append({"ranks": int(k), "makespan": sched.makespan, "speedup": speedup,
+                     "efficiency": speedup / int(k), "bound": bound})
+    return rows
+
+
 FINALISE = "finalise"  # second field of a finalisation unit ``(point, FINALISE, walls)``
 
 

@@ -28,7 +28,7 @@ import theory
 from mcsim import cli, progress, store
 from mcsim.campaign import measured_unit_costs
 from mcsim.cost import seconds_per_realization
-from mcsim.scheduler import order_units, simulate_schedule
+from mcsim.scheduler import order_units, simulate_schedule, strong_scaling
 
 TIMEOUT = 240
 
@@ -129,6 +129,21 @@ def test_simulate_schedule_follows_the_dispatcher_policy():
     assert [a[0] for a in s.assignment] == [0, 1, 2] and s.makespan == 7.0
     with pytest.raises(ValueError, match="ranks"):
         simulate_schedule([1.0], 0)
+
+
+def test_strong_scaling_replays_the_schedule_for_each_rank_count():
+    costs = [5.0, 4.0, 3.0, 3.0, 1.0]
+    rows = strong_scaling(costs, [1, 2, 4, 16])
+    assert [r["ranks"] for r in rows] == [1, 2, 4, 16]
+    assert rows[0]["makespan"] == sum(costs) and rows[0]["speedup"] == 1.0 and rows[0]["efficiency"] == 1.0
+    for r in rows:
+        assert r["makespan"] == simulate_schedule(costs, r["ranks"]).makespan
+        assert r["makespan"] >= max(max(costs), sum(costs) / r["ranks"]) - 1e-12  # no replay beats the bounds
+        assert r["speedup"] == pytest.approx(sum(costs) / r["makespan"]) and r["efficiency"] <= 1.0
+        assert r["bound"] == 5.0
+    assert rows[-1]["makespan"] == 5.0  # more ranks than units: the largest unit
+    with pytest.raises(ValueError, match="no work units"):
+        strong_scaling([], [1])
 
 
 # ---------------------------------------------------------------- progress line
@@ -359,6 +374,15 @@ def test_real_run_samples_units_in_the_simulated_order(tmp_path, capsys):
     m, p = measured_unit_costs([tmp_path / "out" / f"{n}.h5" for n in POINTS])
     assert p == pytest.approx(predicted)
     assert len(m) == len(measured) and all(w >= t for w, t in zip(m, measured))
+    # ... and the `scaling` command prints that replay for the files under a directory
+    assert cli.main(["scaling", str(tmp_path / "out"), "--ranks", "1", "3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith(f"{len(POINTS)} points, {len(m)} blocks, {sum(m):.1f} s measured on one rank")
+    one, three = (line.split() for line in table[2:])
+    assert one[:2] == ["1", f"{sum(m):.2f}"] and three[0] == "3"
+    assert float(three[1]) == pytest.approx(strong_scaling(m, [3], priority=p)[0]["makespan"], abs=0.006)
+    assert cli.main(["scaling", str(tmp_path / "nothing")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
 
 
 def test_failing_point_exits_1_and_the_others_are_finalised(tmp_path, capsys, refs):
