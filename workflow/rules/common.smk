@@ -17,6 +17,8 @@ OBSERVABLES = {
     "input_propagation": ["caux_diag"],
     "instability": ["chat"],
     "posterior": ["caux_readout", "chat_diag"],
+    "posterior_crosstime": ["caux_readout", "chat"],
+    "posterior_generalisation": ["caux_readout"],
 }
 SIM_KINDS = tuple(OBSERVABLES)
 ALL_KINDS = SIM_KINDS + ("phase_diagram",)
