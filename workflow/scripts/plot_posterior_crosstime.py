@@ -3,7 +3,8 @@
 Snakemake script (rule plot_posterior_crosstime).  One panel per hidden pair
 (a, b), a < b: n Delta[u^T Chat^(a,b)_DD u] against the output scale gamma_0
 (log axis), MC +- SE at every width (filled: largest width) and the first-order
-theory line (width independent, RQMC band where non-zero), RNN and DNN.  Last
+theory line (width independent, RQMC band where non-zero), RNN and DNN;
+stars: the Richardson extrapolation of the two largest widths (claim 10).  Last
 panel: the importance-sampling ESS against gamma_0 (dotted: task.min_ess).
 """
 
@@ -15,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from _common import (ARCH_COLORS, ARCH_MARKERS, column, experiment_title, finish_figure, new_figure,  # noqa: E402
                      select, set_log_ticks, start_plot, unique)
+from theory.adaptation_comparison import richardson  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log, rows, exp = start_plot(smk)
@@ -43,6 +45,17 @@ for j, (a, b) in enumerate(pairs):
                 ax.errorbar(x, column(sel, "n_shift"), yerr=column(sel, "n_shift_se"), fmt=ARCH_MARKERS[arch],
                             color=color, mfc=color if largest else "white", ms=4, capsize=2,
                             label=f"{tag} MC n={n}")
+            if len(widths) > 1:  # Richardson extrapolation n -> infinity of the two largest widths
+                pts = [(r1["gamma0"], *richardson(widths[-2], r1["n_shift"], r1["n_shift_se"], widths[-1],
+                                                  r2["n_shift"], r2["n_shift_se"]))
+                       for r1 in select(rows, arch=arch, a=a, b=b, width=widths[-2], bias=bias, activation=act,
+                                        depth=depth)
+                       for r2 in select(rows, arch=arch, a=a, b=b, width=widths[-1], bias=bias, activation=act,
+                                        depth=depth, gamma0=r1["gamma0"]) if r1["valid"] == 1 and r2["valid"] == 1]
+                if pts:
+                    gx, ex, ese = np.array(sorted(pts)).T
+                    ax.errorbar(gx * 1.1, ex, yerr=ese, fmt="*", color=color, ms=6, capsize=2, alpha=0.6,
+                                label=f"{tag} MC extrapolated (n={widths[-2]}, {widths[-1]})")
             sel = sorted(select(rows, arch=arch, a=a, b=b, width=widths[-1], bias=bias, activation=act,
                                 depth=depth), key=lambda r: r["gamma0"])
             g, th, th_se = column(sel, "gamma0"), column(sel, "theory"), column(sel, "theory_se")
