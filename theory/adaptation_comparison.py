@@ -382,7 +382,8 @@ def predicted_alignment_shifts(adapt, gradients, train) -> list[tuple[float, flo
 
 
 # --------------------------------------------------------------------------- importance weights without raising
-def importance_log_weights(samples: dict, y, train, kappa: float, gamma0: float) -> tuple[np.ndarray, np.ndarray, float]:
+def importance_log_weights(samples: dict, y, train, kappa: float,
+                           gamma0: float) -> tuple[np.ndarray, np.ndarray, float]:
     """Log importance weights of the non-overflowed prior realizations and their ESS (no ESS check).
 
     Parameters

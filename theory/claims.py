@@ -781,8 +781,9 @@ def _extrapolated_agreement(claim_id: str, groups: dict, mc: str, mc_se: str, de
     dev = np.array([e[0] for e in ext]) - theory
 
     def where(i):
-        return (f"{describe(keys[i])} (n = {rows[i][-2]['width']}, {rows[i][-1]['width']}: MC {_fmt(_f(rows[i][-2], mc))}, "
-                f"{_fmt(_f(rows[i][-1], mc))}; extrapolated {_fmt(ext[i][0])} +- {_fmt(ext[i][1])}, theory "
+        lo, hi = rows[i][-2], rows[i][-1]
+        return (f"{describe(keys[i])} (n = {lo['width']}, {hi['width']}: MC {_fmt(_f(lo, mc))}, "
+                f"{_fmt(_f(hi, mc))}; extrapolated {_fmt(ext[i][0])} +- {_fmt(ext[i][1])}, theory "
                 f"{_fmt(theory[i])})")
 
     res = _agreement(claim_id, dev, se, None, where)
