@@ -82,7 +82,8 @@ CLAIMS = (
           f"(Fig. 2b,d)", "mmd",
           f"mean over (bias, A >= {MMD_DEPTH_MIN}) of MMD^2_RNN - MMD^2_DNN (same input sets)",
           f"z > z crit, one-sided, alpha = {ALPHA:g}; SE given the input sets (U-statistic SE over "
-          f"realizations per set, in quadrature; H0: RNN - DNN <= 0)"),
+          f"realizations per set, in quadrature over independent simulations; depths read out of one simulation "
+          f"share realizations: joint SE of their average; H0: RNN - DNN <= 0)"),
     Claim("5a", "Var Caux^(A+1,A+1) is proportional to 1/n at leading order (Fig. 3a)", "fluctuations",
           "a of the weighted LS fit n Var = a + b/n (Var = a/n + b/n^2: leading order and the next), worst group",
           f"for every (arch, input set): a / SE > z crit, one-sided (the 1/n term is there), and chi2 of the fit "
@@ -425,13 +426,28 @@ def claim_mmd_falls_with_width(rows) -> ClaimResult:
     return res
 
 
+def _depths_shared(row) -> bool:
+    """True if the row's depth was read out of a simulation shared with other depths (nested readouts)."""
+    return str(row.get("depths_shared", False)).strip().lower() == "true"
+
+
 def claim_rnn_slower_with_depth(rows) -> ClaimResult:
     """Claim 4b: averaged over bias modes, depths A >= MMD_DEPTH_MIN and input sets, MMD^2 of the RNN exceeds the DNN's.
 
     DNN and RNN are paired by (bias, depth, width, g2) and use the same input
-    sets; the test is given those sets (SE from the realizations only,
-    ``mmd2_se_within`` in quadrature over the independent simulations, normal
-    critical value).
+    sets; the test is given those sets (SE from the realizations only, normal
+    critical value).  The statistic is the mean over the pairs of
+    ``MMD^2_RNN - MMD^2_DNN``.  Its SE:
+
+    * depths simulated separately (independent): ``mmd2_se_within`` of every
+      (arch, bias, depth) in quadrature;
+    * depths read out of one simulation (``depths_shared``, nested readouts):
+      the depths of one (arch, bias) share realizations and their errors are
+      correlated, so the quadrature over depths would understate the SE.  The
+      summary's ``mmd2_deep_mean`` / ``mmd2_deep_se_within`` (depth average of
+      each simulation over the grid depths >= MMD_DEPTH_MIN with its joint
+      U-statistic SE, :func:`theory.mmd.mmd2_gaussian_sum_with_se`) are used:
+      quadrature over the independent (arch, bias) simulations only.
     """
     key = ("experiment", "bias", "activation", "width", "depth", "g2")
     deep = [r for r in rows if int(r["depth"]) >= MMD_DEPTH_MIN]
@@ -442,17 +458,48 @@ def claim_rnn_slower_with_depth(rows) -> ClaimResult:
     if not pairs:
         return _missing("4b", f"MMD summary with DNN and RNN at depths >= {MMD_DEPTH_MIN}")
     diffs = np.array([_f(r, "mmd2_mean") - _f(d, "mmd2_mean") for d, r in pairs])
-    ses = np.array([_mmd_se_within(x) for pair in pairs for x in pair])
-    if not np.all(np.isfinite(ses) & (ses > 0)):
-        return ClaimResult("4b", value=float(diffs.mean()), status="fail", reason=_NO_WITHIN_SE)
     k = len(pairs)
-    se = math.sqrt(np.sum(np.square(ses))) / k
-    t, crit = diffs.mean() / se, t_crit_one_sided()
-    res = ClaimResult("4b", value=float(diffs.mean()), se=se)
+    shared = any(_depths_shared(x) for pair in pairs for x in pair)
+    if shared:
+        # one (value, joint SE) per simulation = (experiment, arch, bias, activation, width, g2)
+        sims = {}
+        for pair in pairs:
+            for x in pair:
+                sims[(x["arch"],) + tuple(x.get(c) for c in key if c != "depth")] = x
+        try:
+            ses = np.array([_f(x, "mmd2_deep_se_within") for x in sims.values()])
+            deep_means = {s: _f(x, "mmd2_deep_mean") for s, x in sims.items()}
+        except (KeyError, TypeError, ValueError):
+            ses = np.array([float("nan")])
+        if not np.all(np.isfinite(ses) & (ses > 0)):
+            return ClaimResult("4b", value=float(diffs.mean()), status="fail", reason=_NO_DEEP_SE)
+        groups = {s[1:] for s in sims}
+        depths_per_group = {g: sum(1 for d, _ in pairs if tuple(d.get(c) for c in key if c != "depth") == g)
+                            for g in groups}
+        if len(set(depths_per_group.values())) != 1 or 2 * len(groups) != len(sims):
+            return ClaimResult("4b", value=float(diffs.mean()), status="fail",
+                               reason="shared depths: DNN and RNN need the same depths >= "
+                                      f"{MMD_DEPTH_MIN} in every (bias, width, g2) group")
+        value = float(np.mean([deep_means[("rnn",) + g] - deep_means[("dnn",) + g] for g in groups]))
+        se = math.sqrt(np.sum(np.square(ses))) / len(groups)
+        how = "joint SE over shared depths"
+    else:
+        ses = np.array([_mmd_se_within(x) for pair in pairs for x in pair])
+        if not np.all(np.isfinite(ses) & (ses > 0)):
+            return ClaimResult("4b", value=float(diffs.mean()), status="fail", reason=_NO_WITHIN_SE)
+        value = float(diffs.mean())
+        se = math.sqrt(np.sum(np.square(ses))) / k
+        how = "independent depths"
+    t, crit = value / se, t_crit_one_sided()
+    res = ClaimResult("4b", value=value, se=se)
     depths = sorted({int(d["depth"]) for d, _ in pairs})
     return _verdict(res, t > crit, f"z = {_fmt(t)} <= {_fmt(crit)} ({k} (bias, depth) pairs, A in {depths}, "
                     f"n = {sorted({d['width'] for d, _ in pairs})}, {min(int(d['input_sets']) for d, _ in pairs)} "
-                    f"input sets)")
+                    f"input sets, {how})")
+
+
+_NO_DEEP_SE = ("depths share realizations (nested readouts) but the MMD summary lacks a finite mmd2_deep_se_within "
+               "(joint SE of the depth average; rerun compare_mmd)")
 
 
 # --------------------------------------------------------------------------- claims 5-6 (fluctuation tables)

@@ -197,7 +197,60 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
     se : float
         ``sqrt`` of the variance estimate above; NaN for m < 4 (no distinct quadruples).
     """
-    H = _mmd2_kernel_matrix(samples, K, lengthscale)
+    return u_statistic_with_se(_mmd2_kernel_matrix(samples, K, lengthscale))
+
+
+def mmd2_gaussian_sum_with_se(samples_seq, K_seq, lengthscale: float = DEFAULT_LENGTHSCALE) -> tuple[float, float]:
+    """Sum of several MMD^2 estimates on the *same* realizations, with its joint SE.
+
+    Sample ``i`` of every term comes from one realization (e.g. the readouts of
+    one network after several depths, ``y_steps`` of :func:`mcsim.sample`), so
+    the terms are correlated and their SEs do not add in quadrature.  The sum
+    ``sum_d U_d = mean_{i != j} sum_d h_d(t_i^d, t_j^d)`` is itself a U-statistic
+    of order 2 over the realizations, with kernel ``sum_d h_d``; its SE is that
+    of :func:`mmd2_gaussian_with_se` (Hoeffding) for the summed kernel matrix,
+    i.e. it uses the per-realization first-order projections of all terms jointly.
+
+    Parameters
+    ----------
+    samples_seq : sequence of array_like of float, each shape (m, P_d)
+        Term d's samples; row i of every term from realization i.
+    K_seq : sequence of array_like of float, each shape (P_d, P_d)
+        Term d's Gaussian covariance.
+    lengthscale : float
+
+    Returns
+    -------
+    value : float
+        ``sum_d mmd2_gaussian(samples_seq[d], K_seq[d])`` (up to rounding).
+    se : float
+        Its standard error over realizations; NaN for m < 4.
+    """
+    if len(samples_seq) != len(K_seq) or not len(samples_seq):
+        raise ValueError(f"samples_seq, K_seq: need equal non-zero lengths, got {len(samples_seq)}, {len(K_seq)}")
+    H = None
+    for samples, K in zip(samples_seq, K_seq):
+        Hd = _mmd2_kernel_matrix(samples, K, lengthscale)
+        if H is not None and Hd.shape != H.shape:
+            raise ValueError(f"samples_seq: every term needs the same number of realizations, got {H.shape[0]} "
+                             f"and {Hd.shape[0]}")
+        H = Hd if H is None else H + Hd
+    return u_statistic_with_se(H)
+
+
+def u_statistic_with_se(H) -> tuple[float, float]:
+    """Order-2 U-statistic ``mean_{i != j} H_ij`` and its SE (Hoeffding; see :func:`mmd2_gaussian_with_se`).
+
+    Parameters
+    ----------
+    H : ndarray of float64, shape (m, m)
+        Symmetric kernel matrix with zero diagonal.
+
+    Returns
+    -------
+    value, se : float
+        SE NaN for m < 4.
+    """
     m = H.shape[0]
     if m < 4:
         return float(np.sum(H) / (m * (m - 1))), float("nan")
