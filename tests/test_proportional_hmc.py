@@ -26,10 +26,10 @@ import pytest
 
 import mcsim
 import theory
-from mcsim import diagnostics
 from mcsim.datasets import make_dataset
-from theory.adaptation_comparison import richardson, unit_direction
-from theory.proportional import map_kernels, posterior_kernels
+from theory.adaptation_comparison import richardson
+from theory.proportional import posterior_kernels
+from theory.proportional_comparison import compare_layers, target_projections
 
 ALPHA = 0.5
 KAPPA = 0.05
@@ -39,33 +39,20 @@ PRIOR = theory.Prior("dnn", DEPTH, "linear", 1.0, 0.0, 1.0)
 L = DEPTH + 1
 
 
-def _projections(C, u, nngp):
-    """``u^T C_l u / u^T Cbar_l u`` for l = 1..L (C: (..., L+1, P, P)) -> (..., L)."""
-    num = np.einsum("p,...lpq,q->...l", u, C[..., 1:, :, :], u)
-    return num / np.einsum("p,lpq,q->l", u, nngp[1:], u)
-
-
 def _measure(n):
     P = int(ALPHA * n)
     X, y, train = make_dataset("linear_teacher", P, n, P, seed=1)
     res = mcsim.posterior(PRIOR, X, y, train, n, 400, KAPPA, method="hmc", chains=4, seed=0,
                           observables=["caux_diag"], hmc={"warmup": 200})
     assert np.all(res.diagnostics["divergences"] == 0)
-    u = unit_direction(y[:, 0], train)
-    pk = posterior_kernels(PRIOR, X, y, KAPPA, n)
-    draws = _projections(res.draws["caux_diag"], u, pk.nngp)  # (chains, draws, L)
-    mc = []
-    for l in range(L):
-        s = diagnostics.summarise(draws[:, :, l])
-        assert s["rhat"] < 1.05 and s["ess_bulk"] > 200, s
-        mc.append((s["mean"], s["mcse"]))
-    theories = {
-        "posterior": _projections(pk.C, u, pk.nngp),
-        "map": _projections(map_kernels(PRIOR, X, y, KAPPA, n).C, u, pk.nngp),
-        "nngp": np.ones(L),
-        "gamma0 x 2": _projections(posterior_kernels(PRIOR, X, y, KAPPA, n, gamma0=2.0).C, u, pk.nngp),
-    }
-    return np.array(mc), theories
+    rows = compare_layers(PRIOR, X, y, KAPPA, n, 1.0, res.draws["caux_diag"])
+    for r in rows:
+        assert r["rhat"] < 1.05 and r["ess"] > 200, r
+    mc = np.array([(r["hmc"], r["hmc_se"]) for r in rows])
+    theories = {k: np.array([r[k] for r in rows]) for k in ("posterior", "map", "nngp")}
+    mis = posterior_kernels(PRIOR, X, y, KAPPA, n, gamma0=2.0)
+    theories["gamma0 x 2"] = target_projections(mis.C, y, mis.nngp)
+    return mc, theories
 
 
 @pytest.fixture(scope="module")

@@ -157,3 +157,17 @@ def test_bad_input_names_the_argument(prior, kw, match):
     if "damping" not in kw:
         with pytest.raises(ValueError, match=match):
             posterior_kernels(prior, **args)
+
+
+def test_target_projections_shapes_and_bad_input():
+    from theory.proportional_comparison import target_projections
+
+    X, y = _fixed_task()
+    pk = posterior_kernels(PRIOR, X, y, KAPPA, 50.0, gamma0=GAMMA0)
+    r = target_projections(np.stack([pk.C, pk.nngp]), y, pk.nngp)
+    assert r.shape == (2, PRIOR.depth + 1)
+    assert np.allclose(r[1], 1.0)
+    u = y / np.linalg.norm(y)
+    assert np.isclose(r[0, -1], u @ pk.C[-1] @ u / (u @ pk.nngp[-1] @ u))
+    with pytest.raises(ValueError, match="C: need shape"):
+        target_projections(pk.C[:, :3, :3], y, pk.nngp)
