@@ -293,13 +293,16 @@ def li_sompolinsky(prior: Prior, X, y, kappa, width, gamma0: float = 1.0) -> LiS
     """
     prior, Y, kappa, gamma0, n, L, nngp = _setup(prior, X, y, kappa, width, gamma0)
     Kbar = nngp[L] / gamma0
-    P = Kbar.shape[0]
-    lam, V = np.linalg.eigh(Kbar)
-    logq = _saddle_logq(lam, (V.T @ Y[:, 0]) ** 2, kappa, n, L)
-    q = float(np.exp(logq))
+    q = _saddle_q(Kbar, Y, kappa, n, L)
     u = q**L
-    pred = u * Kbar @ np.linalg.solve(u * Kbar + kappa * np.eye(P), Y)
+    pred = u * Kbar @ np.linalg.solve(u * Kbar + kappa * np.eye(Kbar.shape[0]), Y)
     return LiSompolinsky(q=q, u=float(u), predictor=pred)
+
+
+def _saddle_q(Kbar, Y, kappa, n, L) -> float:
+    """Li-Sompolinsky ``q`` for the NNGP readout kernel ``Kbar`` (P, P) and targets ``Y`` (P, 1)."""
+    lam, V = np.linalg.eigh(Kbar)
+    return float(np.exp(_saddle_logq(lam, (V.T @ Y[:, 0]) ** 2, kappa, n, L)))
 
 
 @dataclass
@@ -432,9 +435,10 @@ def posterior_kernels(prior: Prior, X, y, kappa, width, gamma0: float = 1.0) -> 
         No root of the saddle-point equation was bracketed.
     """
     prior, Y, kappa, gamma0, n, L, nngp = _setup(prior, X, y, kappa, width, gamma0)
-    ls = li_sompolinsky(prior, X, y, kappa, width, gamma0)
+    q = _saddle_q(nngp[L] / gamma0, Y, kappa, n, L)
+    u = q**L
     P = nngp.shape[1]
-    uK = ls.u * nngp[L] / gamma0
+    uK = u * nngp[L] / gamma0
     B = np.linalg.solve(uK + kappa * np.eye(P), uK).T  # u Kbar (u Kbar + kappa I)^-1 (symmetric inputs)
     m = B @ Y
     moment = m @ m.T + uK - B @ uK
@@ -443,6 +447,6 @@ def posterior_kernels(prior: Prior, X, y, kappa, width, gamma0: float = 1.0) -> 
     C = np.empty_like(nngp)
     C[0] = nngp[0]
     for l in range(L):  # C_{l+1} from C_l; s_l^2 = prod_{k=l+1}^{L} g_k^2 q / gamma0
-        s2 = float(np.prod(g2[l + 1:L + 1])) * ls.q ** (L - l) / gamma0
+        s2 = float(np.prod(g2[l + 1:L + 1])) * q ** (L - l) / gamma0
         C[l + 1] = g2[l + 1] * ((n - 1.0) / n * C[l] + moment / (n * s2))
-    return PosteriorKernels(C=C, nngp=nngp, output_moment=moment, q=ls.q, u=ls.u)
+    return PosteriorKernels(C=C, nngp=nngp, output_moment=moment, q=q, u=float(u))
