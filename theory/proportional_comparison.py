@@ -20,10 +20,29 @@ from __future__ import annotations
 import numpy as np
 
 from .adaptation_comparison import unit_direction
-from .proportional import map_kernels, posterior_kernels
+from .proportional import ConvergenceError, map_kernels, posterior_kernels
 
 VARIANTS = ("posterior", "map", "nngp")
 """Theory columns of :func:`compare_layers`."""
+
+MAP_DAMPINGS = (0.5, 0.2, 0.05)
+"""Damping steps tried in turn by :func:`map_kernels_damped` (a strong learning signal needs a small one)."""
+
+
+def map_kernels_damped(prior, X, y, kappa: float, width: int, gamma0: float = 1.0):
+    """:func:`theory.proportional.map_kernels` with the first damping of :data:`MAP_DAMPINGS` that converges.
+
+    Raises
+    ------
+    ConvergenceError
+        None converged (the last error, naming the settings).
+    """
+    for i, damping in enumerate(MAP_DAMPINGS):
+        try:
+            return map_kernels(prior, X, y, kappa, width, gamma0, damping=damping)
+        except ConvergenceError:
+            if i == len(MAP_DAMPINGS) - 1:
+                raise
 
 
 def target_projections(C, y, nngp) -> np.ndarray:
@@ -78,7 +97,7 @@ def compare_layers(prior, X, y, kappa: float, width: int, gamma0: float, caux_di
     draws = target_projections(caux_diag_draws, y, pk.nngp)  # (chains, draws, L)
     theory = {
         "posterior": target_projections(pk.C, y, pk.nngp),
-        "map": target_projections(map_kernels(prior, X, y, kappa, width, gamma0).C, y, pk.nngp),
+        "map": target_projections(map_kernels_damped(prior, X, y, kappa, width, gamma0).C, y, pk.nngp),
         "nngp": np.ones(draws.shape[-1]),
     }
     rows = []

@@ -19,7 +19,7 @@ OBSERVABLES = {
     "posterior": ["caux_readout", "chat_diag"],
 }
 SIM_KINDS = tuple(OBSERVABLES)
-ALL_KINDS = SIM_KINDS + ("phase_diagram",)
+ALL_KINDS = SIM_KINDS + ("phase_diagram", "proportional")
 
 
 def _fmt(value):
@@ -147,7 +147,7 @@ def experiment_meta(wildcards):
     """
     exp = EXPERIMENTS[wildcards.exp]
     keep = ("kind", "title", "prior", "inputs", "input_sets", "grid", "realizations", "seed", "method", "analysis",
-            "phase_diagram", "task")
+            "phase_diagram", "task", "proportional")
     meta = {"name": wildcards.exp, "statistics": CONFIG["statistics"], **{k: exp[k] for k in keep if k in exp}}
     return json.dumps(meta, sort_keys=True)
 
@@ -177,7 +177,7 @@ def all_targets():
         if exp["kind"] != "phase_diagram":
             targets.append(table_path(name))
         targets.extend(figure_paths(name))
-    if any(exp["kind"] in SIM_KINDS for exp in EXPERIMENTS.values()):
+    if any(exp["kind"] in SIM_KINDS + ("proportional",) for exp in EXPERIMENTS.values()):
         targets.append("results/claims.csv")
     return targets
 
@@ -189,7 +189,7 @@ def claim_tables():
         kind = exp["kind"]
         if kind == "mmd":
             out.append((name, kind, f"results/{name}/tables/mmd_summary.csv"))
-        elif kind in SIM_KINDS:
+        elif kind in SIM_KINDS or kind == "proportional":
             out.append((name, kind, table_path(name)))
     return out
 
