@@ -6,39 +6,8 @@
 #   compare_proportional   table results/<exp>/tables/proportional.csv (+ .json) with
 #                          workflow/scripts/compare_proportional.py (numerics:
 #                          theory.proportional_comparison).
-# The plot rule plot_proportional is generated in plot.smk (ALL_KINDS).
-
-
-def proportional_points(exp):
-    """Point name -> posterior spec (dict) of one proportional experiment."""
-    cfg = EXPERIMENTS[exp]["proportional"]
-    g2 = float(cfg["g2"])
-    prior = {"arch": "dnn", "depth": int(cfg["depth"]), "activation": "linear", "g2": g2, "sigma2": 0.0,
-             "g2_in": g2, "n_out": 1}
-    points = {}
-    for n in cfg["width"]:
-        for alpha in cfg["alpha"]:
-            P = int(round(alpha * n))
-            points[f"alpha-{_fmt(alpha)}_n-{n}"] = {
-                "prior": prior,
-                "data": {"kind": "linear_teacher", "count": P, "dim": int(n), "train": P,
-                         "seed": int(cfg["task_seed"])},
-                "width": int(n), "draws": int(cfg["draws"]), "kappa": float(cfg["kappa"]),
-                "gamma0": float(cfg["gamma0"]), "method": "hmc", "chains": int(cfg["chains"]),
-                "seed": int(cfg["seed"]), "hmc": {"warmup": int(cfg["warmup"])}, "observables": ["caux_diag"],
-            }
-    return points
-
-
-PROPORTIONAL_POINTS = {exp: proportional_points(exp) for exp in experiments_of("proportional")}
-
-
-def _proportional_files(kind):
-    def files(wildcards):
-        return [f"results/{wildcards.exp}/{kind}/{p}.{'h5' if kind == 'sim' else 'json'}"
-                for p in PROPORTIONAL_POINTS[wildcards.exp]]
-
-    return files
+# The plot rule plot_proportional is generated in plot.smk (ALL_KINDS); the point specs
+# (PROPORTIONAL_POINTS) are built in common.smk.
 
 
 rule hmc_proportional:
@@ -47,7 +16,7 @@ rule hmc_proportional:
         sim="results/{exp}/sim/{point}.h5",
     params:
         spec=lambda w: canonical(PROPORTIONAL_POINTS[w.exp][w.point]),
-        store=STORE.rstrip("/") + "_chains",
+        store=CHAINS_STORE,
     log:
         "results/logs/{exp}/hmc-{point}.log",
     wildcard_constraints:
