@@ -30,6 +30,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/plot.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/proportional.smk"
 
 
 localrules:

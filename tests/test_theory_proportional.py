@@ -19,7 +19,7 @@ import pytest
 
 import theory
 from theory.adaptation import adaptation
-from theory.proportional import ConvergenceError, exact_predictor, li_sompolinsky, map_kernels
+from theory.proportional import ConvergenceError, exact_predictor, li_sompolinsky, map_kernels, posterior_kernels
 
 KAPPA = 0.2
 GAMMA0 = 1.5
@@ -45,6 +45,41 @@ def test_map_kernels_first_order_equals_adaptation_theory():
         err[n] = max(np.abs(n * (m.C[l] - m.nngp[l]) - ad.caux[l, l]).max() for l in range(L + 1))
     assert err[1e4] < 1e-3 * scale
     assert 7 < err[1e3] / err[1e4] < 13  # the remainder is O(1/n)
+
+
+def test_posterior_kernels_first_order_equals_adaptation_theory():
+    """The exact layer recursion at the saddle point, at fixed P: n (C_l - Cbar_l) -> n Delta[Caux^(l,l)]."""
+    X, y = _fixed_task()
+    ad = adaptation(PRIOR, X, y, np.arange(4), KAPPA, 1.0, gamma0=GAMMA0)
+    L = PRIOR.depth + 1
+    scale = np.abs(ad.caux[L, L]).max()
+    err = {}
+    for n in (1e3, 1e4):
+        pk = posterior_kernels(PRIOR, X, y, KAPPA, n, gamma0=GAMMA0)
+        assert np.array_equal(pk.C[0], pk.nngp[0])
+        err[n] = max(np.abs(n * (pk.C[l] - pk.nngp[l]) - ad.caux[l, l]).max() for l in range(L + 1))
+    assert err[1e4] < 1e-3 * scale
+    assert 7 < err[1e3] / err[1e4] < 13  # the remainder is O(1/n)
+
+
+def test_posterior_kernels_rank_one_signal_differs_from_map_at_finite_alpha():
+    """At P = alpha n the MAP and posterior-mean kernels part at O(1) along the target, not elsewhere."""
+    prior = theory.Prior("dnn", 1, "linear", 1.0, 0.0, 1.0)
+    gap = {}
+    for n in (100, 400):
+        P = n // 2
+        rng = np.random.default_rng(1)
+        X = rng.normal(size=(P, n))
+        y = X @ rng.normal(size=n) / np.sqrt(n)
+        pk = posterior_kernels(prior, X, y, 0.05, n)
+        mp = map_kernels(prior, X, y, 0.05, n)
+        u = y / np.linalg.norm(y)
+        L = 2
+        proj = lambda C: u @ C @ u / (u @ pk.nngp[L] @ u)  # noqa: E731
+        gap[n] = proj(pk.C[L]) - proj(mp.C[L])
+        assert proj(pk.C[L]) - 1.0 > 0.3  # a strong learning signal
+        assert abs(np.trace(pk.C[L]) - np.trace(mp.C[L])) < 5.0 / n * np.trace(pk.nngp[L])
+    assert min(gap.values()) > 0.1 and abs(gap[400] - gap[100]) < 0.5 * gap[400]  # O(1), not O(1/n)
 
 
 def test_exact_predictor_first_order_equals_adaptation_theory():
@@ -119,3 +154,20 @@ def test_bad_input_names_the_argument(prior, kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         map_kernels(prior, **args)
+    if "damping" not in kw:
+        with pytest.raises(ValueError, match=match):
+            posterior_kernels(prior, **args)
+
+
+def test_target_projections_shapes_and_bad_input():
+    from theory.proportional_comparison import target_projections
+
+    X, y = _fixed_task()
+    pk = posterior_kernels(PRIOR, X, y, KAPPA, 50.0, gamma0=GAMMA0)
+    r = target_projections(np.stack([pk.C, pk.nngp]), y, pk.nngp)
+    assert r.shape == (2, PRIOR.depth + 1)
+    assert np.allclose(r[1], 1.0)
+    u = y / np.linalg.norm(y)
+    assert np.isclose(r[0, -1], u @ pk.C[-1] @ u / (u @ pk.nngp[-1] @ u))
+    with pytest.raises(ValueError, match="C: need shape"):
+        target_projections(pk.C[:, :3, :3], y, pk.nngp)

@@ -65,6 +65,7 @@ from .proportional import (  # noqa: E402
     exact_predictor,
     li_sompolinsky,
     map_kernels,
+    posterior_kernels,
 )
 
 __all__ += [
@@ -76,6 +77,7 @@ __all__ += [
     "readout_gradient",
     "ConvergenceError",
     "map_kernels",
+    "posterior_kernels",
     "li_sompolinsky",
     "exact_predictor",
 ]

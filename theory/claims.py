@@ -126,6 +126,12 @@ CLAIMS = (
           "E_post[m] is complete, for other activations the O(1/n) prior-mean shift of the kernel is not computed)",
           f"max |z| < z crit, two-sided, Bonferroni over groups, alpha = {ALPHA:g}; and the data resolve the "
           f"shift: |theory| / SE > z crit (one-sided, alpha = {ALPHA:g}) in at least one group"),
+    Claim("12", "Deep linear network at fixed alpha = P/n: the HMC posterior layer kernels agree with the "
+          "proportional-limit theory (posterior_kernels; issue 11)", "proportional",
+          "HMC - theory of u^T C^(l,l) u / NNGP (Richardson over the two largest widths when there are two, else "
+          "the width), at the (alpha, layer) of largest |z|",
+          f"max |z| < z crit, two-sided, Bonferroni over (alpha, layer), alpha = {ALPHA:g}; and the learning "
+          f"signal is resolved: (HMC - 1) / SE > z crit (one-sided) in at least one row"),
 )
 CLAIMS_BY_ID = {c.id: c for c in CLAIMS}
 
@@ -884,6 +890,55 @@ def claim_generalisation_shift(rows) -> ClaimResult:
                 f"task {k[idx['task']]}")
 
     return _extrapolated_agreement("11", groups, "n_diff", "n_diff_se", describe)
+# --------------------------------------------------------------------------- claim 12 (proportional tables)
+
+PROPORTIONAL_GROUP = ("experiment", "alpha", "depth", "layer")
+"""Claim 12: rows equal in these columns form one group (a curve against n)."""
+
+
+def claim_proportional_kernels(rows) -> ClaimResult:
+    """Claim 12: HMC layer kernels (projection on the target) agree with ``theory.posterior_kernels``.
+
+    Rows of ``proportional`` tables (columns ``hmc``, ``hmc_se``, ``posterior``,
+    ``map``, ``width``).  The theory has an O(1/n) error at fixed alpha: with two or
+    more widths per group the deviation is extrapolated in 1/n over the two
+    largest (:func:`theory.adaptation_comparison.richardson`).  The reason of a
+    passing claim states how far the MAP kernels are (max |z|).
+    """
+    from .adaptation_comparison import richardson
+
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in PROPORTIONAL_GROUP), []).append(r)
+    if not groups:
+        return _missing("12", "proportional table")
+    keys, dev, se, dev_map = list(groups), [], [], []
+    for g in groups.values():
+        g = sorted(g, key=lambda r: r["width"])
+        d = [(_f(r, "hmc") - _f(r, "posterior"), _f(r, "hmc") - _f(r, "map"), _f(r, "hmc_se")) for r in g[-2:]]
+        if len(g) > 1:
+            (n1, n2) = g[-2]["width"], g[-1]["width"]
+            c, e = richardson(n1, d[0][0], d[0][2], n2, d[1][0], d[1][2])
+            cm, _ = richardson(n1, d[0][1], d[0][2], n2, d[1][1], d[1][2])
+        else:
+            c, cm, e = d[-1]
+        dev.append(c)
+        se.append(e)
+        dev_map.append(cm)
+    dev, se, dev_map = np.array(dev), np.array(se), np.array(dev_map)
+
+    def where(i):
+        k = dict(zip(PROPORTIONAL_GROUP, keys[i]))
+        return f"{k['experiment']} alpha={k['alpha']} A={k['depth']} layer {k['layer']}"
+
+    res = _agreement("12", dev, se, None, where)
+    signal = max((_f(r, "hmc") - 1.0) / _f(r, "hmc_se") for g in groups.values() for r in g)
+    if res.passed and not signal > t_crit_one_sided():
+        return _verdict(res, False, f"unresolved: max (HMC - 1) / SE = {_fmt(signal)} <= {_fmt(t_crit_one_sided())} "
+                        "(no learning signal visible: more draws or larger alpha)")
+    if res.passed:
+        res.reason = f"MAP kernels: max |z| = {_fmt(np.max(np.abs(dev_map) / se))}"
+    return res
 
 
 # --------------------------------------------------------------------------- all claims
@@ -942,6 +997,7 @@ def evaluate_claims(tables: dict) -> list[ClaimResult]:
         claim_adaptation_converges(pooled("posterior")),
         claim_crosstime_adaptation(pooled("posterior_crosstime")),
         claim_generalisation_shift(pooled("posterior_generalisation")),
+        claim_proportional_kernels(pooled("proportional")),
     ]
     for res in results:
         kind = CLAIMS_BY_ID[res.id].kind

@@ -21,7 +21,7 @@ OBSERVABLES = {
     "posterior_generalisation": ["caux_readout"],
 }
 SIM_KINDS = tuple(OBSERVABLES)
-ALL_KINDS = SIM_KINDS + ("phase_diagram",)
+ALL_KINDS = SIM_KINDS + ("phase_diagram", "proportional")
 
 
 def _fmt(value):
@@ -169,7 +169,7 @@ def experiment_meta(wildcards):
     """
     exp = EXPERIMENTS[wildcards.exp]
     keep = ("kind", "title", "prior", "inputs", "input_sets", "grid", "realizations", "seed", "method", "analysis",
-            "phase_diagram", "task")
+            "phase_diagram", "task", "proportional")
     meta = {"name": wildcards.exp, "statistics": CONFIG["statistics"], **{k: exp[k] for k in keep if k in exp}}
     return json.dumps(meta, sort_keys=True)
 
@@ -199,7 +199,7 @@ def all_targets():
         if exp["kind"] != "phase_diagram":
             targets.append(table_path(name))
         targets.extend(figure_paths(name))
-    if any(exp["kind"] in SIM_KINDS for exp in EXPERIMENTS.values()):
+    if any(exp["kind"] in SIM_KINDS + ("proportional",) for exp in EXPERIMENTS.values()):
         targets.append("results/claims.csv")
     return targets
 
@@ -211,7 +211,7 @@ def claim_tables():
         kind = exp["kind"]
         if kind == "mmd":
             out.append((name, kind, f"results/{name}/tables/mmd_summary.csv"))
-        elif kind in SIM_KINDS:
+        elif kind in SIM_KINDS or kind == "proportional":
             out.append((name, kind, table_path(name)))
     return out
 
@@ -352,3 +352,42 @@ def family_resources(family, rule_names):
 wildcard_constraints:
     exp="[A-Za-z][A-Za-z0-9_]*",
     point="[^/]+",
+
+
+# --------------------------------------------------------------------------- kind proportional
+# One HMC posterior point (python -m mcsim posterior) per (alpha, n); rules in proportional.smk.
+
+CHAINS_STORE = os.path.normpath(STORE) + "_chains"
+"""Chain store of the HMC posterior points (mcsim.posterior_store), beside the sample store."""
+
+
+def proportional_points(exp):
+    """Point name -> posterior spec (dict) of one proportional experiment."""
+    cfg = EXPERIMENTS[exp]["proportional"]
+    g2 = float(cfg["g2"])
+    prior = {"arch": "dnn", "depth": int(cfg["depth"]), "activation": "linear", "g2": g2, "sigma2": 0.0,
+             "g2_in": g2, "n_out": 1}
+    points = {}
+    for n in cfg["width"]:
+        for alpha in cfg["alpha"]:
+            P = int(round(alpha * n))
+            points[f"alpha-{_fmt(alpha)}_n-{n}"] = {
+                "prior": prior,
+                "data": {"kind": "linear_teacher", "count": P, "dim": int(n), "train": P,
+                         "seed": int(cfg["task_seed"])},
+                "width": int(n), "draws": int(cfg["draws"]), "kappa": float(cfg["kappa"]),
+                "gamma0": float(cfg["gamma0"]), "method": "hmc", "chains": int(cfg["chains"]),
+                "seed": int(cfg["seed"]), "hmc": {"warmup": int(cfg["warmup"])}, "observables": ["caux_diag"],
+            }
+    return points
+
+
+PROPORTIONAL_POINTS = {exp: proportional_points(exp) for exp in experiments_of("proportional")}
+
+
+def _proportional_files(kind):
+    def files(wildcards):
+        return [f"results/{wildcards.exp}/{kind}/{p}.{'h5' if kind == 'sim' else 'json'}"
+                for p in PROPORTIONAL_POINTS[wildcards.exp]]
+
+    return files

@@ -208,6 +208,16 @@ def check_experiment(name, exp):
         config_error(f"experiments.{name}.input_sets", f"input_propagation needs >= 2 input sets, got {exp['input_sets']}")
 
 
+def check_proportional(name, prop):
+    """Kind proportional: every alpha n is a whole number of patterns P >= 1."""
+    for n in prop["width"]:
+        for alpha in prop["alpha"]:
+            P = alpha * n
+            if abs(P - round(P)) > 1e-9 or round(P) < 1:
+                config_error(f"experiments.{name}.proportional.alpha",
+                             f"alpha n must be a whole number of patterns >= 1, got alpha = {alpha} at n = {n}")
+
+
 def checked_config(cfg):
     """The validated config (defaults filled in, `statistics: paper` applied) or a one-line error."""
     check_finite(cfg)
@@ -218,6 +228,8 @@ def checked_config(cfg):
             continue
         if exp["kind"] == "phase_diagram":
             check_activation(f"experiments.{name}.phase_diagram.activation", exp["phase_diagram"]["activation"])
+        elif exp["kind"] == "proportional":
+            check_proportional(name, exp["proportional"])
         else:
             check_experiment(name, exp)
     return cfg
