@@ -317,6 +317,21 @@ SIM_CHUNKS = {exp: _chunks(exp, "sim") for exp in POINTS}
 THEORY_CHUNKS = {exp: _chunks(exp, "theory") for exp in POINTS}
 
 
+THEORY_PRIORITY = 10**9
+"""Snakemake priority of the theory jobs: first (they are short, except a few slow kernels that are best started early)."""
+
+
+def campaign_priority(seconds):
+    """Snakemake priority of a campaign job predicted to take ``seconds``: its cost in whole seconds, in [1, THEORY_PRIORITY).
+
+    Higher runs first: after the theory jobs, ready campaign jobs start most
+    expensive first (longest processing time first, as the campaign dispatcher
+    orders its units), so the last jobs are short and the cores do not idle
+    behind one long job at the end; comparisons and plots (priority 0) follow.
+    """
+    return min(max(1, int(round(seconds))), THEORY_PRIORITY - 1)
+
+
 def campaign_runtime(seconds):
     """runtime resource (minutes, x attempt) of a campaign job predicted to take `seconds` single-core."""
     if "runtime" in SIM_RES:

@@ -40,6 +40,9 @@ for _exp, _chunks in SIM_CHUNKS.items():
             benchmark:
                 f"results/benchmarks/{_exp}/campaign-{_c['id']}.tsv"
             threads: SIM_RES["tasks"]
+            # most expensive chunks first (longest-processing-time order): the last jobs
+            # are the short ones, so the cores do not idle behind one long job at the end
+            priority: campaign_priority(_c["seconds"])
             resources:
                 tasks=SIM_RES["tasks"],
                 mpi=SIM_RES["mpi"],
@@ -70,6 +73,7 @@ for _exp, _chunks in THEORY_CHUNKS.items():
                 chunk=_c["text"],
             log:
                 f"results/logs/{_exp}/theory-{_c['id']}.log",
+            priority: THEORY_PRIORITY
             resources:
                 runtime=lambda wc, attempt: RES["theory"]["runtime"] * attempt,
                 mem_mb_per_cpu=RES["theory"]["mem_mb_per_cpu"],
