@@ -2,13 +2,13 @@
 
 Snakemake script (rule compare_mmd).  Output unit 0 is used; overflowed
 realizations are dropped.  Each MMD^2 comes with its SE over realizations
-(given the input set).  The noise floor is the MMD^2 of the same number of
-exact samples of N(0, K) (several repetitions: mean and std).
+(given the input set).  The noise floor is the exact mean (0) and std of the
+MMD^2 estimator on the same number of exact samples of N(0, K)
+(theory.mmd.mmd2_null_moments, closed form).
 """
 
 import json
 import sys
-import zlib
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
@@ -19,7 +19,7 @@ from _common import (  # noqa: E402
     write_table,
 )
 from theory.comparison import pool_input_sets  # noqa: E402
-from theory.mmd import mmd2_gaussian_with_se, mmd2_noise_floor  # noqa: E402
+from theory.mmd import mmd2_gaussian_with_se, mmd2_null_moments  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
@@ -33,8 +33,9 @@ columns = {
     "mmd2": "unbiased MMD^2 between empirical outputs and N(0,K), RBF length scale l",
     "mmd2_se": "SE of mmd2 over weight realizations given this input set (U-statistic variance, "
                "theory.mmd.mmd2_gaussian_with_se)",
-    "noise_floor_mean": "mean MMD^2 of exact N(0,K) samples of the same size",
-    "noise_floor_std": "std (ddof=1) of those noise-floor MMD^2 values",
+    "noise_floor_mean": "exact mean of the MMD^2 estimator on exact N(0,K) samples of the same size (0: unbiased)",
+    "noise_floor_std": "exact std of that null MMD^2 estimator, sqrt(2 E[h^2] / (R (R-1))) in closed form "
+                       "(theory.mmd.mmd2_null_moments)",
     "lengthscale": "RBF kernel length scale l",
 }
 rows = []
@@ -43,8 +44,7 @@ for point, data, theory, ok, base in iter_compared_points(smk, points):
     depth = points[point]["depth"]
     K = np.asarray(theory["kernel"])[depth + 1, depth + 1]  # (P, P) readout kernel
     value, value_se = mmd2_gaussian_with_se(y, K, lengthscale)
-    seed = [int(smk.params.noise_seed), zlib.crc32(point.encode())]
-    floor_mean, floor_std, _ = mmd2_noise_floor(K, int(y.shape[0]), int(smk.params.repetitions), lengthscale, seed)
+    floor_mean, floor_std = mmd2_null_moments(K, int(y.shape[0]), lengthscale)
     rows.append({**base, "patterns": y.shape[1], "mmd2": value, "mmd2_se": value_se,
                  "noise_floor_mean": floor_mean, "noise_floor_std": floor_std, "lengthscale": lengthscale})
     log.info("%s: MMD2 = %.3g +- %.3g (floor %.3g +- %.3g)", point, value, value_se, floor_mean, floor_std)
@@ -61,8 +61,8 @@ summary_columns = {
     "mmd2_mean": "MMD^2 averaged over input sets",
     "mmd2_sem": "standard error of mmd2_mean over input sets (nan for one set)",
     "mmd2_se_within": "SE of mmd2_mean given these input sets: sqrt(sum of mmd2_se^2) / input_sets",
-    "noise_floor_mean": "noise-floor MMD^2 averaged over input sets",
-    "noise_floor_std": "std of the set-averaged noise floor: sqrt(mean(noise_floor_std^2) / input_sets)",
+    "noise_floor_mean": "exact null mean of the set-averaged MMD^2 (0)",
+    "noise_floor_std": "exact null std of the set-averaged MMD^2: sqrt(mean(noise_floor_std^2) / input_sets)",
     "lengthscale": "RBF kernel length scale l",
 }
 summary = []
@@ -76,7 +76,7 @@ for key, members in groups.items():
         "lengthscale": lengthscale,
     })
 
-extra = {"versions": package_versions(), "comparison": {"lengthscale": lengthscale, "noise_floor_repetitions": int(smk.params.repetitions), "noise_floor_seed": int(smk.params.noise_seed)}}
+extra = {"versions": package_versions(), "comparison": {"lengthscale": lengthscale, "noise_floor": "exact (theory.mmd.mmd2_null_moments)"}}
 write_table(smk.output.table, smk.output.meta, rows, columns,
             "MMD^2 of network outputs vs the Gaussian process N(0,K) per input set (theory-notes Sec. 7; paper Fig. 2)",
             experiment, extra)
