@@ -10,7 +10,9 @@ Realization ``r`` uses ``numpy.random.Philox(key=key, counter=[0, 0, r, 0])``,
 i.e. the counter block ``r * 2**128 .. (r+1) * 2**128 - 1`` of that key.  Streams
 of different realizations are disjoint, and realization r's stream depends only
 on (seed, point_key, r): any split of realizations into blocks, ranks or
-threads reproduces it bit for bit.  Normals come from
+threads reproduces it bit for bit.  The per-step readouts ``y_steps`` use the
+sub-stream ``counter=[0, 0, r, 1]`` (:data:`STEP_READOUT_STREAM`), disjoint from
+every realization's main stream.  Normals come from
 ``numpy.random.Generator.standard_normal`` (ziggurat) on that bit generator.
 
 Sampler stream version
@@ -44,6 +46,10 @@ distinct patterns drawn once (the number of normals consumed depends on the
 number of distinct patterns)."""
 
 
+STEP_READOUT_STREAM = 1
+"""Counter word 3 of the per-step readout normals (``y_steps``) of a realization."""
+
+
 def stream_key(seed: int, point_key: str) -> int:
     """128-bit Philox key for (seed, point_key).
 
@@ -63,8 +69,8 @@ def stream_key(seed: int, point_key: str) -> int:
     return int.from_bytes(h[:16], "little")
 
 
-def realization_generator(key: int, r: int) -> np.random.Generator:
-    """Generator of realization ``r`` (Philox, counter word 2 = r).
+def realization_generator(key: int, r: int, stream: int = 0) -> np.random.Generator:
+    """Generator of realization ``r`` (Philox, counter word 2 = r, word 3 = ``stream``).
 
     Parameters
     ----------
@@ -72,6 +78,12 @@ def realization_generator(key: int, r: int) -> np.random.Generator:
         From :func:`stream_key`.
     r : int
         Global realization index (0 <= r < 2**64).
+    stream : int, optional
+        Sub-stream of the realization: 0 (default) for the network itself;
+        :data:`STEP_READOUT_STREAM` for the per-step readouts (``y_steps``),
+        drawn apart so that requesting them never changes the other
+        observables.  Streams ``(r, s)`` are disjoint for any realization
+        consuming fewer than ``2**128`` Philox blocks.
 
     Returns
     -------
@@ -79,4 +91,6 @@ def realization_generator(key: int, r: int) -> np.random.Generator:
     """
     if r < 0 or r >= 2**64:
         raise ValueError(f"start: realization index {r} out of range [0, 2**64)")
-    return np.random.Generator(np.random.Philox(key=key, counter=[0, 0, int(r), 0]))
+    if stream < 0 or stream >= 2**64:
+        raise ValueError(f"stream: sub-stream index {stream} out of range [0, 2**64)")
+    return np.random.Generator(np.random.Philox(key=key, counter=[0, 0, int(r), int(stream)]))

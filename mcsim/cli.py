@@ -92,7 +92,7 @@ point spec (JSON; full reference in theory/spec.py):
    "observables": ["y", "caux_diag", "chat_diag"]}
   activation: relu, erf, linear, tanh, or an import path "module:function" of a vectorised,
   numba-jittable function (the module must be importable: installed or on PYTHONPATH).
-  observables: y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout.
+  observables: y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout, y_steps.
 
   Validation is strict: integers must be JSON integers (2.0 and true are rejected), seeds
   satisfy 0 <= seed < 2**63, explicit inputs.values must agree with inputs.count/dim.

@@ -35,6 +35,8 @@ _DESCRIPTIONS = {
                   "realization, layer/step a in 0..A+1 (A+1 = readout), patterns"),
     "caux_readout": "readout auxiliary covariance Caux^(A+1,A+1)_{alpha beta} [r, alpha, beta]",
     "chat_readout": "readout empirical covariance (1/n_out) y_alpha . y_beta [r, alpha, beta]",
+    "y_steps": ("readout of the depth-a network y^(a)[r, a, alpha, i], a = 0..A (the first a+1 layers/steps of "
+                "realization r plus an independent readout; depths share realizations, so they are correlated)"),
     "overflow": "True where realization r produced inf/nan (unstable regime) [r]",
     "inputs": ("network inputs X (theory.make_inputs of inputs_spec_json): [alpha, i] single inputs given at "
                "a = 0, or [alpha, a, i] sequences x^(a)"),

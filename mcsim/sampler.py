@@ -25,6 +25,16 @@ patterns and depth ``A``:
                   ``sigma_out^2 + g_out^2/n_A phi.phi``; ``Caux^(A+1,b<=A) = 0``.
 ``chat_diag``, ``caux_diag``        (R, A+2, P, P)  equal-layer blocks a = b.
 ``chat_readout``, ``caux_readout``  (R, P, P)  the a = b = A+1 block.
+``y_steps``       (R, A+1, P, n_out)  ``y_steps[:, a]`` = readout of the depth-a
+                  network (the first a+1 layers/steps, a = 0..A) with the point's
+                  readout gain and bias ``g2_out``, ``sigma2_out``: drawn given the
+                  realization from ``N(0, Caux_out^(a))`` per readout unit, with
+                  ``Caux_out^(a) = sigma2_out + g2_out/n_a phi(h^(a)).phi(h^(a))``
+                  (:func:`theory.kernel.nested_readout`; for a = A exactly ``caux_readout``).  Its normals come from the
+                  realization's separate sub-stream (:data:`mcsim._rng.STEP_READOUT_STREAM`),
+                  so requesting it changes no other observable; ``y_steps[:, A]`` is
+                  an independent draw with the law of ``y``, not ``y`` itself.  Each
+                  depth's marginal is exact; depths share realizations (correlated).
 ``overflow``      (R,) bool, always returned: True where the realization
                   produced inf/nan (unstable regime); a RuntimeWarning is issued.
 
@@ -45,6 +55,7 @@ import numpy as np
 
 from theory.comparison import weight_average
 from theory.inputs import strict_int
+from theory.kernel import nested_readout
 from theory.prior import Prior, check_inputs
 from theory.spec import (
     DEFAULT_METHOD,
@@ -59,8 +70,9 @@ from theory.spec import (
 
 from . import _kernels as K
 from . import _memory
+from ._kernels_steps import readout_steps
 from ._kernelsets import jit_scalar, kernel_set
-from ._rng import realization_generator, stream_key
+from ._rng import STEP_READOUT_STREAM, realization_generator, stream_key
 
 #: relative pivot tolerance of the pivoted Cholesky factorisations (P x P Grams)
 CHOLESKY_RTOL = 1e-12
@@ -625,6 +637,7 @@ def estimate_bytes(prior: Prior, seq: np.ndarray, width: int, resolved: str, obs
     keep = ("chat" in obs) + ("caux" in obs and prior.shared)
     values += keep * R * A1 * P * nmax  # H, PHI
     values += ("chat" in obs) * R * (A1 + 1) ** 2 * P * P + ("caux" in obs) * 2 * R * (A1 + 1) ** 2 * P * P
+    values += ("y_steps" in obs) * R * A1 * (2 * P * n_out + P * P)  # y_steps, its normals, covariances
     if resolved == "projected":
         if prior.shared:
             n = widths[0]
@@ -697,7 +710,7 @@ def sample(
         Chosen by :func:`resolve_method` (default, as in point specs), reduced
         exact sampler, or materialised reference.
     observables : sequence of str
-        Any of ``y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout``;
+        Any of ``y, caux, chat, caux_diag, chat_diag, caux_readout, chat_readout, y_steps``;
         default ``("y", "caux_diag", "chat_diag")`` as in point specs.
     start : int, optional
         Global index of the first realization.
@@ -755,6 +768,8 @@ def draw(prep: PreparedPoint, start: int, R: int) -> dict:
         else:
             y, chat_d, caux_d, H, PHI = _sample_direct(s, kern, key, start, R, keep_h, keep_phi)
         out = _assemble(s, kern, obs, y, chat_d, caux_d, H, PHI)
+        if "y_steps" in obs:
+            out["y_steps"] = _step_readouts(s, caux_d, key, start)
         if useq.shape[0] < prep.seq.shape[0]:
             _expand_patterns(out, inv)
         overflow = ~(
@@ -772,6 +787,19 @@ def draw(prep: PreparedPoint, start: int, R: int) -> dict:
             stacklevel=3,
         )
     return out
+
+
+def _step_readouts(s: _Setup, caux_d: np.ndarray, key: int, start: int) -> np.ndarray:
+    """``y_steps`` (R, A+1, P, n_out) of a block (normals from the realizations' step-readout sub-stream)."""
+    R, P, A1, n_out = caux_d.shape[0], s.P, s.A1, s.n_out
+    det = np.ascontiguousarray(np.stack([s.det_caux[a, a] for a in range(A1)]))
+    C = np.ascontiguousarray(nested_readout(caux_d, det, s.g2, float(s.sigma2[A1])))
+    Z = np.empty((R, A1 * P * n_out))
+    for i in range(R):
+        realization_generator(key, start + i, STEP_READOUT_STREAM).standard_normal(out=Z[i])
+    y = np.empty((R, A1, P, n_out))
+    readout_steps(C, Z, CHOLESKY_RTOL, n_out, y)
+    return y
 
 
 def _distinct_patterns(seq: np.ndarray):
@@ -807,7 +835,7 @@ def _distinct_patterns(seq: np.ndarray):
 
 #: pattern axes of every observable (see the module docstring for the shapes)
 _PATTERN_AXES = {"y": (1,), "chat": (3, 4), "caux": (3, 4), "chat_diag": (2, 3), "caux_diag": (2, 3),
-                 "chat_readout": (1, 2), "caux_readout": (1, 2)}
+                 "chat_readout": (1, 2), "caux_readout": (1, 2), "y_steps": (2,)}
 
 
 def _expand_patterns(out: dict, inv: np.ndarray) -> None:

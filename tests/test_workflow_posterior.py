@@ -78,7 +78,7 @@ def test_targets_are_a_function_of_the_seed():
     np.testing.assert_array_equal(make_targets(X, "linear_teacher", 3), make_targets(X, "linear_teacher", 3))
     assert not np.array_equal(make_targets(X, "linear_teacher", 3), make_targets(X, "linear_teacher", 4))
     with pytest.raises(ValueError, match="task.kind"):
-        make_targets(X, "xor", 0)
+        make_targets(X, "spiral", 0)
 
 
 def _setup(act="linear", arch="rnn"):
@@ -231,7 +231,7 @@ BAD = {
     "hidden layer beyond depth": ({"task__hidden_layer": 3}, "experiments.post.task.hidden_layer", "1..A"),
     "one width": ({"grid__width": [40]}, "experiments.post.grid.width", ">= 2 widths"),
     "kappa 0": ({"task__kappa": 0}, "experiments.post.task.kappa", "less than or equal to the minimum of 0"),
-    "unknown task": ({"task__kind": "xor"}, "experiments.post.task.kind", "'xor' is not one of"),
+    "unknown task": ({"task__kind": "spiral"}, "experiments.post.task.kind", "'spiral' is not one of"),
 }
 
 

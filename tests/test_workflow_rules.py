@@ -100,3 +100,21 @@ def test_claims_rule_reads_every_table(tmp_path):
                  "inputs/tables/input_propagation.csv", "instab/tables/instability.csv"):
         assert f"results/{path}" in inputs, inputs
     assert "output: results/claims.csv, results/claims.json" in block
+
+
+def _nested_mmd_config(nested=True):
+    config = load_tiny_config()
+    exp = dict(config["experiments"]["mmd"], grid=dict(config["experiments"]["mmd"]["grid"], width=[8], depth=[1, 3]),
+               analysis={"nested_depths": nested})
+    config["experiments"] = {"mmd": exp}
+    return config
+
+
+def test_nested_depths_simulate_only_the_deepest_grid_depth(tmp_path):
+    """analysis.nested_depths (default for kind mmd): one simulation per (arch, ..., input set) at the deepest depth."""
+    out = _dry_run(tmp_path, _nested_mmd_config())
+    sims = set(re.findall(r"results/mmd/sim/(\S+?)\.h5", out))
+    assert sims and all("_A-3_" in p for p in sims) and len(sims) == 2 * 2  # arch x input sets
+    (tmp_path / "flat").mkdir()
+    flat = set(re.findall(r"results/mmd/sim/(\S+?)\.h5", _dry_run(tmp_path / "flat", _nested_mmd_config(False))))
+    assert len(flat) == 2 * 2 * 2 and any("_A-1_" in p for p in flat)

@@ -25,7 +25,7 @@ from .gaussian import (  # noqa: E402
     QuadratureWarning,
     quadrature_diagnostics,
 )
-from .kernel import NonFiniteTheoryError, kernel  # noqa: E402
+from .kernel import NonFiniteTheoryError, kernel, nested_readout, readout_kernels  # noqa: E402
 from .gp import gp_predict  # noqa: E402
 from .nlo import (  # noqa: E402
     input_propagation,
@@ -44,6 +44,8 @@ __all__ += [
     "quadrature_diagnostics",
     "NonFiniteTheoryError",
     "kernel",
+    "nested_readout",
+    "readout_kernels",
     "gp_predict",
     "nlo_variance",
     "nlo_covariance",

@@ -34,8 +34,8 @@ import numpy as np
 SHIFT_OBSERVABLES = ("readout", "hidden", "predictor")
 """Scalar observables whose posterior shift is compared (module docstring)."""
 
-TASKS = ("linear_teacher",)
-"""Tasks of the ``posterior`` experiment kind (:func:`make_targets`)."""
+TASKS = ("linear_teacher", "xor")
+"""Tasks of the ``posterior*`` experiment kinds (:func:`make_targets`)."""
 
 
 def make_targets(X, task: str, seed: int) -> np.ndarray:
@@ -43,11 +43,16 @@ def make_targets(X, task: str, seed: int) -> np.ndarray:
 
     ``linear_teacher``: ``y = X w / sqrt(n_in)``, ``w ~ N(0, I)`` drawn with
     ``numpy.random.default_rng(seed)``.
+    ``xor``: ``y = sign(x_0) sign(x_1)``, the XOR of the signs of the first two
+    input components: the target function of :func:`mcsim.datasets.make_dataset`'s
+    ``xor`` set (``x_0 x_1`` of the corner), here on the experiment's Gaussian
+    inputs (not learnable by a linear function: its best linear fit is 0 in expectation).
+    The seed is not used.
 
     Parameters
     ----------
     X : array_like of float64, shape (P, n_in)
-    task : {"linear_teacher"}
+    task : {"linear_teacher", "xor"}
     seed : int
 
     Returns
@@ -59,6 +64,10 @@ def make_targets(X, task: str, seed: int) -> np.ndarray:
         raise ValueError(f"task.kind: unknown task {task!r}; allowed: {', '.join(TASKS)}")
     if X.ndim != 2:
         raise ValueError(f"X: the {task} task needs inputs of shape (P, n_in), got {X.shape}")
+    if task == "xor":
+        if X.shape[1] < 2:
+            raise ValueError(f"X: the xor task needs n_in >= 2 input components, got {X.shape[1]}")
+        return np.sign(X[:, 0]) * np.sign(X[:, 1])
     w = np.random.default_rng(int(seed)).standard_normal(X.shape[1])
     return X @ w / math.sqrt(X.shape[1])
 
@@ -100,6 +109,35 @@ def weighted_shift(log_weights, values) -> tuple[np.ndarray, np.ndarray]:
     prior = O.mean(axis=0)
     psi = R * wb * (O - post) - (O - prior)
     return post - prior, psi.std(axis=0, ddof=1) / math.sqrt(R)
+
+
+def weighted_mean(log_weights, values) -> tuple[np.ndarray, np.ndarray]:
+    """Self-normalised importance-weighted mean with its delta-method SE.
+
+    ``E_post_hat = sum_r wt_r O_r``; SE ``= std_r(psi_r) / sqrt(R)`` with
+    ``psi_r = R wt_r (O_r - E_post_hat)`` (as :func:`weighted_shift`, without
+    the prior-mean term).
+
+    Parameters
+    ----------
+    log_weights : array_like of float64, shape (R,)
+    values : array_like of float64, shape (R, ...)
+
+    Returns
+    -------
+    mean, se : ndarray of float64, shape values.shape[1:]
+    """
+    lw = np.asarray(log_weights, dtype=float)
+    O = np.asarray(values, dtype=float)
+    if lw.ndim != 1 or O.shape[:1] != lw.shape or lw.size < 2:
+        raise ValueError(f"values: need shape (R, ...) with R = {lw.shape} log weights, R >= 2; got {O.shape}")
+    if not np.all(np.isfinite(lw)):
+        raise ValueError("log_weights: must be finite (drop overflowed realizations first)")
+    R = lw.size
+    wt = np.exp(lw - lw.max())
+    wt = (wt / wt.sum()).reshape((R,) + (1,) * (O.ndim - 1))
+    post = (wt * O).sum(axis=0)
+    return post, (R * wt * (O - post)).std(axis=0, ddof=1) / math.sqrt(R)
 
 
 def scalar_observables(caux_readout, chat_diag, y, train, kappa: float, gamma0: float, hidden_layer: int) -> dict:
@@ -341,3 +379,222 @@ def predicted_alignment_shifts(adapt, gradients, train) -> list[tuple[float, flo
         src, se = (adapt.caux, adapt.caux_se) if a == A1 else (adapt.chat, adapt.chat_se)
         out.append((float(np.sum(g * src[a, a][D])), float(np.sum(np.abs(g) * se[a, a][D]))))
     return out
+
+
+# --------------------------------------------------------------------------- importance weights without raising
+def importance_log_weights(samples: dict, y, train, kappa: float,
+                           gamma0: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Log importance weights of the non-overflowed prior realizations and their ESS (no ESS check).
+
+    Parameters
+    ----------
+    samples : dict of str -> ndarray
+        ``caux_readout`` (R, P, P), optional ``overflow`` (R,) bool.
+    y : ndarray of float64, shape (P,)
+    train : ndarray of int, shape (P_D,)
+    kappa, gamma0 : float
+
+    Returns
+    -------
+    log_weights : ndarray of float64, shape (R_used,)
+    used : ndarray of bool, shape (R,)
+        Mask of the non-overflowed realizations.
+    ess : float
+        ``(sum w)^2 / sum w^2``; the caller decides whether it suffices.
+    """
+    import warnings
+
+    from mcsim import importance_weight
+
+    cr = np.asarray(samples["caux_readout"])
+    ok = ~np.asarray(samples.get("overflow", np.zeros(len(cr), bool)), dtype=bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the ESS is returned and checked by the caller
+        w = importance_weight({"caux_readout": cr[ok]}, y, np.sort(np.asarray(train, np.int64)), kappa, gamma0,
+                              observables=("predictor",), min_ess=0.0, on_collapse="warn")
+    return w.draws["log_weights"], ok, float(w.diagnostics["ess"])
+
+
+# --------------------------------------------------------------------------- cross-time / cross-layer kernels
+def cross_pairs(depth: int) -> list[tuple[int, int]]:
+    """Hidden layer / time-step pairs ``(a, b)``, ``1 <= a < b <= A`` (the off-diagonal Chat blocks compared)."""
+    A = int(depth)
+    if A < 2:
+        raise ValueError(f"depth: cross-time kernels need A >= 2 hidden layers / steps, got {depth}")
+    return [(a, b) for a in range(1, A + 1) for b in range(a + 1, A + 1)]
+
+
+def cross_observables(chat, y, train, pairs) -> dict:
+    """Per-realization ``u^T Chat^(a,b)_DD u`` (``u``: unit target direction on the training patterns).
+
+    Parameters
+    ----------
+    chat : ndarray of float64, shape (R, A+2, A+2, P, P)
+    y : ndarray of float64, shape (P,)
+    train : ndarray of int, shape (P_D,)
+    pairs : list of (int, int)
+
+    Returns
+    -------
+    dict of (a, b) -> ndarray of float64, shape (R,)
+    """
+    chat = np.asarray(chat, float)
+    if chat.ndim != 5 or chat.shape[1] != chat.shape[2]:
+        raise ValueError(f"chat: must have shape (R, A+2, A+2, P, P), got {chat.shape}")
+    train = np.sort(np.asarray(train, dtype=np.int64))
+    u = unit_direction(y, train)
+    D = (slice(None),) + np.ix_(train, train)
+    out = {}
+    for a, b in pairs:
+        if not (1 <= a < b <= chat.shape[1] - 2):
+            raise ValueError(f"pairs: ({a}, {b}) is not a hidden pair 1 <= a < b <= {chat.shape[1] - 2}")
+        out[(a, b)] = np.einsum("p,rpq,q->r", u, chat[:, a, b][D], u)
+    return out
+
+
+def measured_cross_shifts(samples: dict, y, train, kappa: float, gamma0s, pairs, min_ess: float) -> list[dict]:
+    """Posterior shift of ``u^T Chat^(a,b)_DD u`` at several output scales, from the same prior realizations.
+
+    The prior realizations do not depend on ``gamma0``; only the importance
+    weights ``prod_o N(Y_o | 0, Caux^(A+1,A+1)_DD / gamma0 + kappa I)`` do, so
+    one campaign serves the whole ``gamma0`` axis.
+
+    Parameters
+    ----------
+    samples : dict
+        ``caux_readout`` (R, P, P), ``chat`` (R, A+2, A+2, P, P), optional ``overflow`` (R,).
+    y, train, kappa
+        As in :func:`scalar_observables`.
+    gamma0s : sequence of float
+    pairs : list of (int, int)
+    min_ess : float
+        Below this ESS a ``gamma0`` is reported (``valid = False``) with ``nan`` shifts.
+
+    Returns
+    -------
+    list of dict, one per gamma0
+        ``gamma0``, ``ess``, ``valid``, ``realizations``, ``overflowed``,
+        ``prior`` ({pair: MC prior mean}) and ``shifts`` ({pair: (Delta, SE)}).
+    """
+    chat = np.asarray(samples["chat"])
+    out = []
+    for g0 in gamma0s:
+        lw, ok, ess = importance_log_weights(samples, y, train, kappa, g0)
+        values = cross_observables(chat[ok], y, train, pairs)
+        valid = ess >= min_ess
+        shifts = {p: (tuple(float(x) for x in weighted_shift(lw, v)) if valid else (math.nan, math.nan))
+                  for p, v in values.items()}
+        out.append({"gamma0": float(g0), "ess": ess, "valid": bool(valid), "realizations": int(ok.sum()),
+                    "overflowed": int((~ok).sum()), "prior": {p: float(v.mean()) for p, v in values.items()},
+                    "shifts": shifts})
+    return out
+
+
+def predicted_cross_shifts(adapt, y, pairs) -> dict:
+    """First-order theory ``n Delta[u^T Chat^(a,b)_DD u]`` (width-1 :class:`theory.adaptation.Adaptation`).
+
+    Returns
+    -------
+    dict of (a, b) -> (float, float)
+        ``(n Delta, RQMC error bound sum |u_i| se_ij |u_j|)``.
+    """
+    train = adapt.train
+    u = unit_direction(y, train)
+    au, D = np.abs(u), np.ix_(train, train)
+    return {(a, b): (float(u @ adapt.chat[a, b][D] @ u), float(au @ adapt.chat_se[a, b][D] @ au)) for a, b in pairs}
+
+
+# --------------------------------------------------------------------------- generalisation
+def posterior_test_error(samples: dict, y, train, kappa: float, gamma0: float) -> dict:
+    """Test error of the posterior-mean predictor from importance-weighted prior realizations.
+
+    ``E_post[m] = sum_r wt_r m_r`` with the per-realization predictor
+    ``m_r = K_r,.D (K_r,DD + kappa I)^-1 Y_D`` (:func:`mcsim.readout_posterior.conditional_mean`);
+    ``err = mean_t (E_post[m]_t - y_t)^2`` over the test patterns ``t``.  SE by the
+    delta method: the SE (:func:`weighted_mean`) of the linear observable
+    ``(2 / T) sum_t (E_post[m]_t - y_t) m_r,t``.
+
+    Parameters
+    ----------
+    samples : dict
+        ``caux_readout`` (R, P, P), optional ``overflow`` (R,).
+    y : ndarray of float64, shape (P,)
+    train : ndarray of int, shape (P_D,)
+        The other patterns are test patterns (at least one).
+    kappa, gamma0 : float
+
+    Returns
+    -------
+    dict
+        ``error``, ``error_se`` (posterior mean predictor), ``error_prior_mc``
+        (the prior-mean predictor of the same realizations), ``ess``,
+        ``realizations``, ``overflowed``.
+    """
+    from mcsim.readout_posterior import conditional_mean
+
+    y = np.asarray(y, float)
+    train = np.sort(np.asarray(train, dtype=np.int64))
+    test = np.setdiff1d(np.arange(y.size), train)
+    if test.size == 0:
+        raise ValueError("train: the test error needs at least one test pattern")
+    lw, ok, ess = importance_log_weights(samples, y, train, kappa, gamma0)
+    m = conditional_mean(np.asarray(samples["caux_readout"])[ok], y[train][:, None], train, kappa, gamma0)[:, test, 0]
+    post, _ = weighted_mean(lw, m)
+    resid = post - y[test]
+    _, se = weighted_mean(lw, m @ (2.0 * resid / test.size))
+    return {"error": float(np.mean(resid**2)), "error_se": float(se),
+            "error_prior_mc": float(np.mean((m.mean(axis=0) - y[test]) ** 2)), "ess": ess,
+            "realizations": int(ok.sum()), "overflowed": int((~ok).sum())}
+
+
+def gp_test_error(readout_kernel, y, train, kappa: float, gamma0: float) -> float:
+    """Test error of the NNGP prediction ``theory.gp_predict(Kbar / gamma0, y_D, noise=kappa)``.
+
+    Parameters
+    ----------
+    readout_kernel : ndarray of float64, shape (P, P)
+        Mean-field ``C^(A+1,A+1)`` on all patterns.
+    y : ndarray of float64, shape (P,)
+    train : ndarray of int, shape (P_D,)
+    kappa, gamma0 : float
+
+    Returns
+    -------
+    float
+    """
+    from .gp import gp_predict
+
+    y = np.asarray(y, float)
+    train = np.sort(np.asarray(train, dtype=np.int64))
+    test = np.setdiff1d(np.arange(y.size), train)
+    mean, _ = gp_predict(np.asarray(readout_kernel, float) / gamma0, y[train], train, test, noise=kappa)
+    return float(np.mean((mean - y[test]) ** 2))
+
+
+def predicted_error_shift(adapt, y) -> tuple[float, float]:
+    """First-order theory of ``n (err_post - err_GP)`` on the test patterns.
+
+    ``E_post[m] = m(Kbar) + (predictor_fluctuation + predictor) / n + O(n^-2)``, so
+    ``n (err_post - err_GP) = (2 / T) sum_t (m(Kbar)_t - y_t) (fluctuation + predictor)_t``.
+    Complete at O(1/n) when ``E_prior[K] = Kbar`` (linear networks); otherwise the
+    O(1/n) prior-mean shift of the kernel is missing
+    (:class:`theory.adaptation.Adaptation`).
+
+    Parameters
+    ----------
+    adapt : theory.adaptation.Adaptation
+        At width 1 (its shifts are ``n Delta``).
+    y : ndarray of float64, shape (P,)
+        Targets of all patterns (output 0).
+
+    Returns
+    -------
+    value, se : float
+        ``se``: the RQMC error of the posterior-shift part (0 for linear networks).
+    """
+    te = adapt.test
+    if te.size == 0:
+        raise ValueError("adapt: the test error needs at least one test pattern")
+    resid = adapt.predictor_prior[te, 0] - np.asarray(y, float)[te]
+    shift = adapt.predictor_fluctuation[te, 0] + adapt.predictor[te, 0]
+    return float(2.0 * np.mean(resid * shift)), float(adapt.test_error_se)

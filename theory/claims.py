@@ -82,7 +82,8 @@ CLAIMS = (
           f"(Fig. 2b,d)", "mmd",
           f"mean over (bias, A >= {MMD_DEPTH_MIN}) of MMD^2_RNN - MMD^2_DNN (same input sets)",
           f"z > z crit, one-sided, alpha = {ALPHA:g}; SE given the input sets (U-statistic SE over "
-          f"realizations per set, in quadrature; H0: RNN - DNN <= 0)"),
+          f"realizations per set, in quadrature over independent simulations; depths read out of one simulation "
+          f"share realizations: joint SE of their average; H0: RNN - DNN <= 0)"),
     Claim("5a", "Var Caux^(A+1,A+1) is proportional to 1/n at leading order (Fig. 3a)", "fluctuations",
           "a of the weighted LS fit n Var = a + b/n (Var = a/n + b/n^2: leading order and the next), worst group",
           f"for every (arch, input set): a / SE > z crit, one-sided (the 1/n term is there), and chi2 of the fit "
@@ -109,6 +110,22 @@ CLAIMS = (
           "at the group of largest |z| (groups: arch, bias, activation, depth, observable)",
           f"max |z| < z crit, two-sided, Bonferroni over groups, alpha = {ALPHA:g}; and the data resolve the "
           f"adaptation: |theory| / SE > z crit (one-sided, alpha = {ALPHA:g}) in at least one group"),
+    Claim("10", "Feature learning: the posterior shift of the cross-time (RNN) / cross-layer (DNN) kernels "
+          "Chat^(a,b), a != b, follows the first-order adaptation theory across the output scale gamma_0 "
+          "(issue 11, 4.3)", "posterior_crosstime",
+          "Richardson extrapolation of n Delta[u^T Chat^(a,b)_DD u] (two largest widths) minus theory, at the "
+          "group of largest |z| (groups: arch, bias, activation, depth, pair (a, b), gamma_0; only gamma_0 with "
+          "ESS >= task.min_ess at both widths)",
+          f"max |z| < z crit, two-sided, Bonferroni over groups, alpha = {ALPHA:g}; and the data resolve the RNN "
+          f"cross-time adaptation: |theory| / SE > z crit (one-sided, alpha = {ALPHA:g}) in at least one RNN group"),
+    Claim("11", "Feature learning: the test error of the posterior-mean predictor departs from the NNGP's as "
+          "predicted by the first-order adapted-kernel theory (linear networks; issue 11, 4.4)",
+          "posterior_generalisation",
+          "Richardson extrapolation of n (err_post - err_GP) (two largest widths) minus theory, at the group of "
+          "largest |z| (groups: arch, bias, depth, task; linear activation only: there the first-order theory of "
+          "E_post[m] is complete, for other activations the O(1/n) prior-mean shift of the kernel is not computed)",
+          f"max |z| < z crit, two-sided, Bonferroni over groups, alpha = {ALPHA:g}; and the data resolve the "
+          f"shift: |theory| / SE > z crit (one-sided, alpha = {ALPHA:g}) in at least one group"),
 )
 CLAIMS_BY_ID = {c.id: c for c in CLAIMS}
 
@@ -409,13 +426,28 @@ def claim_mmd_falls_with_width(rows) -> ClaimResult:
     return res
 
 
+def _depths_shared(row) -> bool:
+    """True if the row's depth was read out of a simulation shared with other depths (nested readouts)."""
+    return str(row.get("depths_shared", False)).strip().lower() == "true"
+
+
 def claim_rnn_slower_with_depth(rows) -> ClaimResult:
     """Claim 4b: averaged over bias modes, depths A >= MMD_DEPTH_MIN and input sets, MMD^2 of the RNN exceeds the DNN's.
 
     DNN and RNN are paired by (bias, depth, width, g2) and use the same input
-    sets; the test is given those sets (SE from the realizations only,
-    ``mmd2_se_within`` in quadrature over the independent simulations, normal
-    critical value).
+    sets; the test is given those sets (SE from the realizations only, normal
+    critical value).  The statistic is the mean over the pairs of
+    ``MMD^2_RNN - MMD^2_DNN``.  Its SE:
+
+    * depths simulated separately (independent): ``mmd2_se_within`` of every
+      (arch, bias, depth) in quadrature;
+    * depths read out of one simulation (``depths_shared``, nested readouts):
+      the depths of one (arch, bias) share realizations and their errors are
+      correlated, so the quadrature over depths would understate the SE.  The
+      summary's ``mmd2_deep_mean`` / ``mmd2_deep_se_within`` (depth average of
+      each simulation over the grid depths >= MMD_DEPTH_MIN with its joint
+      U-statistic SE, :func:`theory.mmd.mmd2_gaussian_sum_with_se`) are used:
+      quadrature over the independent (arch, bias) simulations only.
     """
     key = ("experiment", "bias", "activation", "width", "depth", "g2")
     deep = [r for r in rows if int(r["depth"]) >= MMD_DEPTH_MIN]
@@ -426,17 +458,48 @@ def claim_rnn_slower_with_depth(rows) -> ClaimResult:
     if not pairs:
         return _missing("4b", f"MMD summary with DNN and RNN at depths >= {MMD_DEPTH_MIN}")
     diffs = np.array([_f(r, "mmd2_mean") - _f(d, "mmd2_mean") for d, r in pairs])
-    ses = np.array([_mmd_se_within(x) for pair in pairs for x in pair])
-    if not np.all(np.isfinite(ses) & (ses > 0)):
-        return ClaimResult("4b", value=float(diffs.mean()), status="fail", reason=_NO_WITHIN_SE)
     k = len(pairs)
-    se = math.sqrt(np.sum(np.square(ses))) / k
-    t, crit = diffs.mean() / se, t_crit_one_sided()
-    res = ClaimResult("4b", value=float(diffs.mean()), se=se)
+    shared = any(_depths_shared(x) for pair in pairs for x in pair)
+    if shared:
+        # one (value, joint SE) per simulation = (experiment, arch, bias, activation, width, g2)
+        sims = {}
+        for pair in pairs:
+            for x in pair:
+                sims[(x["arch"],) + tuple(x.get(c) for c in key if c != "depth")] = x
+        try:
+            ses = np.array([_f(x, "mmd2_deep_se_within") for x in sims.values()])
+            deep_means = {s: _f(x, "mmd2_deep_mean") for s, x in sims.items()}
+        except (KeyError, TypeError, ValueError):
+            ses = np.array([float("nan")])
+        if not np.all(np.isfinite(ses) & (ses > 0)):
+            return ClaimResult("4b", value=float(diffs.mean()), status="fail", reason=_NO_DEEP_SE)
+        groups = {s[1:] for s in sims}
+        depths_per_group = {g: sum(1 for d, _ in pairs if tuple(d.get(c) for c in key if c != "depth") == g)
+                            for g in groups}
+        if len(set(depths_per_group.values())) != 1 or 2 * len(groups) != len(sims):
+            return ClaimResult("4b", value=float(diffs.mean()), status="fail",
+                               reason="shared depths: DNN and RNN need the same depths >= "
+                                      f"{MMD_DEPTH_MIN} in every (bias, width, g2) group")
+        value = float(np.mean([deep_means[("rnn",) + g] - deep_means[("dnn",) + g] for g in groups]))
+        se = math.sqrt(np.sum(np.square(ses))) / len(groups)
+        how = "joint SE over shared depths"
+    else:
+        ses = np.array([_mmd_se_within(x) for pair in pairs for x in pair])
+        if not np.all(np.isfinite(ses) & (ses > 0)):
+            return ClaimResult("4b", value=float(diffs.mean()), status="fail", reason=_NO_WITHIN_SE)
+        value = float(diffs.mean())
+        se = math.sqrt(np.sum(np.square(ses))) / k
+        how = "independent depths"
+    t, crit = value / se, t_crit_one_sided()
+    res = ClaimResult("4b", value=value, se=se)
     depths = sorted({int(d["depth"]) for d, _ in pairs})
     return _verdict(res, t > crit, f"z = {_fmt(t)} <= {_fmt(crit)} ({k} (bias, depth) pairs, A in {depths}, "
                     f"n = {sorted({d['width'] for d, _ in pairs})}, {min(int(d['input_sets']) for d, _ in pairs)} "
-                    f"input sets)")
+                    f"input sets, {how})")
+
+
+_NO_DEEP_SE = ("depths share realizations (nested readouts) but the MMD summary lacks a finite mmd2_deep_se_within "
+               "(joint SE of the depth average; rerun compare_mmd)")
 
 
 # --------------------------------------------------------------------------- claims 5-6 (fluctuation tables)
@@ -708,34 +771,119 @@ def claim_adaptation_converges(rows) -> ClaimResult:
 
     Rows of ``posterior`` tables (columns ``n_shift``, ``n_shift_se``, ``theory``,
     ``theory_se``, ``width``); per group the two largest widths are extrapolated
-    with :func:`theory.adaptation_comparison.richardson`.
+    with :func:`theory.adaptation_comparison.richardson` (:func:`_extrapolated_agreement`).
+    """
+    groups = _groups_by(rows, ADAPTATION_GROUP)
+    if not groups:
+        return _missing("9", "posterior table with >= 2 widths per group")
+
+    def describe(key):
+        k = dict(zip(ADAPTATION_GROUP, key))
+        return f"{k['experiment']} {k['arch']} {k['bias']} {k['activation']} A={k['depth']} {k['observable']}"
+
+    return _extrapolated_agreement("9", groups, "n_shift", "n_shift_se", describe)
+
+
+# --------------------------------------------------------------------------- claims 10, 11 (feature-learning figures)
+
+CROSSTIME_GROUP = ("experiment", "arch", "bias", "activation", "depth", "g2", "sigma2", "input_set", "a", "b",
+                   "gamma0")
+"""Claim 10: rows equal in these columns form one group (a curve n Delta vs n)."""
+
+GENERALISATION_GROUP = ("experiment", "arch", "bias", "activation", "depth", "g2", "sigma2", "input_set", "task")
+"""Claim 11: rows equal in these columns form one group (a curve n (err_post - err_GP) vs n)."""
+
+
+def _extrapolated_agreement(claim_id: str, groups: dict, mc: str, mc_se: str, describe,
+                            resolve=lambda key: True) -> ClaimResult:
+    """Richardson extrapolation (two largest widths) of ``mc`` per group against ``theory``, Bonferroni over groups.
+
+    Parameters
+    ----------
+    claim_id : str
+    groups : dict of tuple -> list of dict
+        Rows per group (at least two widths each), columns ``width``, ``mc``,
+        ``mc_se``, ``theory``, ``theory_se``.
+    mc, mc_se : str
+        Columns of the MC estimate ``n Delta`` and its SE.
+    describe : callable
+        ``describe(key) -> str`` naming a group in the reason.
+    resolve : callable
+        ``resolve(key) -> bool``: groups that count for the resolution requirement.
+
+    Returns
+    -------
+    ClaimResult
+        Fails at the worst group, or "unresolved" when no counted group has
+        ``|theory| / SE > z crit`` (one-sided).
     """
     from .adaptation_comparison import richardson
 
-    groups = {}
-    for r in rows:
-        groups.setdefault(tuple(r.get(k) for k in ADAPTATION_GROUP), []).append(r)
-    groups = {k: sorted(v, key=lambda r: r["width"]) for k, v in groups.items() if len({x["width"] for x in v}) > 1}
-    if not groups:
-        return _missing("9", "posterior table with >= 2 widths per group")
     keys = list(groups)
-    ext = [richardson(g[-2]["width"], _f(g[-2], "n_shift"), _f(g[-2], "n_shift_se"),
-                      g[-1]["width"], _f(g[-1], "n_shift"), _f(g[-1], "n_shift_se")) for g in groups.values()]
-    theory = np.array([_f(g[-1], "theory") for g in groups.values()])
-    se = np.hypot([e[1] for e in ext], [_f(g[-1], "theory_se") for g in groups.values()])
+    rows = [sorted(groups[k], key=lambda r: r["width"]) for k in keys]
+    ext = [richardson(g[-2]["width"], _f(g[-2], mc), _f(g[-2], mc_se), g[-1]["width"], _f(g[-1], mc),
+                      _f(g[-1], mc_se)) for g in rows]
+    theory = np.array([_f(g[-1], "theory") for g in rows])
+    se = np.hypot([e[1] for e in ext], [_f(g[-1], "theory_se") for g in rows])
     dev = np.array([e[0] for e in ext]) - theory
 
     def where(i):
-        k = dict(zip(ADAPTATION_GROUP, keys[i]))
-        return (f"{k['experiment']} {k['arch']} {k['bias']} {k['activation']} A={k['depth']} {k['observable']} "
-                f"(extrapolated {_fmt(ext[i][0])} +- {_fmt(ext[i][1])}, theory {_fmt(theory[i])})")
+        lo, hi = rows[i][-2], rows[i][-1]
+        return (f"{describe(keys[i])} (n = {lo['width']}, {hi['width']}: MC {_fmt(_f(lo, mc))}, "
+                f"{_fmt(_f(hi, mc))}; extrapolated {_fmt(ext[i][0])} +- {_fmt(ext[i][1])}, theory "
+                f"{_fmt(theory[i])})")
 
-    res = _agreement("9", dev, se, None, where)
-    resolution = np.abs(theory) / se
+    res = _agreement(claim_id, dev, se, None, where)
+    counted = np.array([bool(resolve(k)) for k in keys])
+    resolution = np.where(counted, np.abs(theory) / se, 0.0)
     if res.passed and not resolution.max() > t_crit_one_sided():
         return _verdict(res, False, f"unresolved: max |theory| / SE = {_fmt(resolution.max())} <= "
                         f"{_fmt(t_crit_one_sided())} (too few realizations to detect the adaptation)")
     return res
+
+
+def _groups_by(rows, columns) -> dict:
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in columns), []).append(r)
+    return {k: v for k, v in groups.items() if len({x["width"] for x in v}) > 1}
+
+
+def claim_crosstime_adaptation(rows) -> ClaimResult:
+    """Claim 10: extrapolated MC shift of u^T Chat^(a,b) u, a < b, agrees with the first-order theory per gamma_0.
+
+    Rows of ``posterior_crosstime`` tables; rows with ``valid = 0`` (ESS below
+    task.min_ess) are left out (the two largest *valid* widths are used).
+    """
+    groups = _groups_by([r for r in rows if int(r["valid"]) == 1], CROSSTIME_GROUP)
+    if not groups:
+        return _missing("10", "posterior_crosstime table with >= 2 widths of sufficient ESS per group")
+    idx = {k: i for i, k in enumerate(CROSSTIME_GROUP)}
+
+    def describe(k):
+        return (f"{k[idx['experiment']]} {k[idx['arch']]} {k[idx['bias']]} {k[idx['activation']]} "
+                f"A={k[idx['depth']]} pair ({k[idx['a']]}, {k[idx['b']]}) gamma0={k[idx['gamma0']]}")
+
+    return _extrapolated_agreement("10", groups, "n_shift", "n_shift_se", describe,
+                                   resolve=lambda k: k[idx["arch"]] == "rnn")
+
+
+def claim_generalisation_shift(rows) -> ClaimResult:
+    """Claim 11: extrapolated MC n (err_post - err_GP) agrees with the first-order theory (linear networks).
+
+    Rows of ``posterior_generalisation`` tables; only ``activation == "linear"``
+    rows are tested (see the claim's statistic).
+    """
+    groups = _groups_by([r for r in rows if r["activation"] == "linear"], GENERALISATION_GROUP)
+    if not groups:
+        return _missing("11", "posterior_generalisation table with linear networks at >= 2 widths")
+    idx = {k: i for i, k in enumerate(GENERALISATION_GROUP)}
+
+    def describe(k):
+        return (f"{k[idx['experiment']]} {k[idx['arch']]} {k[idx['bias']]} A={k[idx['depth']]} "
+                f"task {k[idx['task']]}")
+
+    return _extrapolated_agreement("11", groups, "n_diff", "n_diff_se", describe)
 
 
 # --------------------------------------------------------------------------- all claims
@@ -792,6 +940,8 @@ def evaluate_claims(tables: dict) -> list[ClaimResult]:
         claim_input_propagation(pooled("input_propagation")),
         claim_instability_suppressed(pooled("instability")),
         claim_adaptation_converges(pooled("posterior")),
+        claim_crosstime_adaptation(pooled("posterior_crosstime")),
+        claim_generalisation_shift(pooled("posterior_generalisation")),
     ]
     for res in results:
         kind = CLAIMS_BY_ID[res.id].kind

@@ -145,6 +145,109 @@ def _symmetric_block(act, d, cov, quad_order, quad_tol) -> np.ndarray:
     return blk
 
 
+def _deterministic(prior: Prior, seq: np.ndarray) -> np.ndarray:
+    """Input and bias part ``B_ab + I_ab g_0^2/n_in x^(a).x^(b)`` of ``C^(a,b)``, a, b = 0..A: (A+1, A+1, P, P)."""
+    P, _, n_in = seq.shape
+    A = prior.depth
+    g2 = prior.g2_layers
+    s2 = prior.sigma2_layers
+    D = np.zeros((A + 1, A + 1, P, P))
+    # input term: g_0^2 / n_in x^(a).x^(b)   -> (A+1, A+1, P, P)
+    flat = seq.transpose(1, 0, 2)  # (A+1, P, n_in)
+    if prior.is_rnn:
+        D[:] = (g2[0] / n_in) * np.einsum("api,bqi->abpq", flat, flat, optimize=True)
+    else:
+        for a in range(A + 1):
+            D[a, a] = (g2[0] / n_in) * (flat[a] @ flat[a].T)
+    # bias term
+    if prior.bias == "static":
+        D += s2[0]
+    else:
+        for a in range(A + 1):
+            D[a, a] += s2[a]
+    return D
+
+
+def nested_readout(caux_diag: np.ndarray, det_diag: np.ndarray, g2_layers, sigma2_out: float) -> np.ndarray:
+    """Readout covariance of the depth-a network, a = 0..A, from the layer covariances of a depth-A one.
+
+    A depth-a network is the first a+1 layers/steps of a deeper one plus a
+    readout with gain ``g2_out`` and bias ``sigma2_out``:
+    ``K_out^(a) = sigma2_out + g2_out <phi(h^(a)) phi(h^(a))>``.  The activation
+    moment is the non-deterministic part of the next layer,
+    ``C^(a+1,a+1) = D^(a+1) + g2_{a+1} <phi(h^(a)) phi(h^(a))>`` (a < A); for
+    a = A it is the readout block itself.  The one definition of "readout
+    kernel at depth a", used alike for the mean-field kernel
+    (:func:`readout_kernels`) and per realization for the finite-width
+    ``Caux`` (``y_steps`` of :func:`mcsim.sample`, where ``<.>`` is the
+    empirical ``1/n_a`` sum).
+
+    Parameters
+    ----------
+    caux_diag : ndarray of float64, shape (..., A+2, P, P)
+        Equal-layer blocks ``C^(a,a)``, a = 0..A+1 (A+1 = readout).
+    det_diag : ndarray of float64, shape (A+1, P, P)
+        Their deterministic input and bias part ``D^(a)``, a = 0..A.
+    g2_layers : ndarray of float64, shape (A+2,)
+        ``Prior.g2_layers`` (entries 1..A must be > 0).
+    sigma2_out : float
+
+    Returns
+    -------
+    ndarray of float64, shape (..., A+1, P, P)
+    """
+    caux_diag = np.asarray(caux_diag, dtype=float)
+    A1 = det_diag.shape[0]
+    g2 = np.asarray(g2_layers, dtype=float)
+    out = np.empty(caux_diag.shape[:-3] + (A1,) + caux_diag.shape[-2:])
+    if A1 > 1:
+        scale = (g2[A1] / g2[1:A1])[:, None, None]
+        out[..., : A1 - 1, :, :] = sigma2_out + scale * (caux_diag[..., 1:A1, :, :] - det_diag[1:])
+    out[..., A1 - 1, :, :] = caux_diag[..., A1, :, :]
+    return out
+
+
+def readout_kernels(prior: Prior, X, C: np.ndarray | None = None, quad_order: int | None = None,
+                    quad_tol: float = gaussian.DEFAULT_QUAD_TOL) -> np.ndarray:
+    """Mean-field readout kernel of the depth-a network for every a = 0..A (:func:`nested_readout`).
+
+    Parameters
+    ----------
+    prior : Prior
+        The deepest network (depth A; its ``g2_out``, ``sigma2_out`` are the readout's at every depth).
+    X : array_like, shape (P, n_in) or (P, A+1, n_in)
+    C : ndarray of float64, shape (A+2, A+2, P, P), optional
+        :func:`kernel` of ``(prior, X)`` if already computed.
+    quad_order, quad_tol
+        As in :func:`kernel` (used only when ``C`` is not given).
+
+    Returns
+    -------
+    ndarray of float64, shape (A+1, P, P)
+        ``K[a]`` = readout kernel of the depth-a network (``K[A] = C[A+1, A+1]``).
+
+    Raises
+    ------
+    ValueError
+        ``prior`` or ``X`` invalid, ``C`` of the wrong shape, or a hidden ``g2`` of 0.
+    """
+    prior = _check_prior(prior)
+    seq = check_inputs(prior, X)
+    A = prior.depth
+    P = seq.shape[0]
+    if np.any(prior.g2_layers[1 : A + 1] <= 0):
+        raise ValueError(f"prior: readout kernels by depth need g2 > 0 at every hidden layer, got g2={prior.g2!r}")
+    if C is None:
+        C = kernel(prior, X, quad_order, quad_tol)
+    C = np.asarray(C, dtype=float)
+    if C.shape != (A + 2, A + 2, P, P):
+        raise ValueError(f"C: expected shape {(A + 2, A + 2, P, P)}, got {C.shape}")
+    diag = np.stack([C[a, a] for a in range(A + 2)])
+    det = _deterministic(prior, seq)
+    det_diag = np.stack([det[a, a] for a in range(A + 1)])
+    return nested_readout(diag, det_diag, prior.g2_layers, float(prior.sigma2_layers[A + 1]))
+
+
 def _kernel(prior: Prior, seq: np.ndarray, quad_order, quad_tol) -> np.ndarray:
     P, _, n_in = seq.shape
     A = prior.depth
@@ -153,19 +256,7 @@ def _kernel(prior: Prior, seq: np.ndarray, quad_order, quad_tol) -> np.ndarray:
     act = prior.act
     rnn = prior.is_rnn
     C = np.zeros((A + 2, A + 2, P, P))
-    # input term: g_0^2 / n_in x^(a).x^(b)   -> (A+1, A+1, P, P)
-    flat = seq.transpose(1, 0, 2)  # (A+1, P, n_in)
-    if rnn:
-        C[: A + 1, : A + 1] = (g2[0] / n_in) * np.einsum("api,bqi->abpq", flat, flat, optimize=True)
-    else:
-        for a in range(A + 1):
-            C[a, a] = (g2[0] / n_in) * (flat[a] @ flat[a].T)
-    # bias term
-    if prior.bias == "static":
-        C[: A + 1, : A + 1] += s2[0]
-    else:
-        for a in range(A + 1):
-            C[a, a] += s2[a]
+    C[: A + 1, : A + 1] = _deterministic(prior, seq)
     diag = np.empty((A + 1, P))
     diag[0] = np.diagonal(C[0, 0])
     for a in range(1, A + 1):

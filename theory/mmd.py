@@ -131,18 +131,21 @@ def gaussian_self_term(K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:
     return float(np.exp(-0.5 * logdet))
 
 
-def _mmd2_sums(samples, K, lengthscale) -> tuple[int, float, float, float]:
-    """Sums of the U-statistic kernel matrix ``H_ij = k(t_i, t_j) - e_i - e_j + c`` (zero diagonal).
+def _mmd2_sums(samples_seq, K_seq, lengthscale) -> tuple[int, float, float, float]:
+    """Sums of the U-statistic kernel matrix ``H = sum_d H^d`` of one or several MMD^2 terms.
 
-    ``H`` is never formed: it is built in row blocks of the upper triangle (one
-    GEMM per block for the squared distances, exponential in place), using the
-    symmetry ``H_ij = H_ji`` for the row sums and the sum of squares.  The
-    largest temporary is ``(b, m)`` with ``b * m`` about 2^17 doubles (1 MB).
+    ``H^d_ij = k(t^d_i, t^d_j) - e_d(t^d_i) - e_d(t^d_j) + c_d`` with zero diagonal
+    (term ``d``: samples ``t^d`` against N(0, K_d)).  ``H`` is never formed: it is
+    built in row blocks of the upper triangle (one GEMM per block and term for
+    the inner products, exponential in place), using the symmetry
+    ``H_ij = H_ji`` for the row sums and the sum of squares.  The largest
+    temporaries are two ``(b, m)`` blocks with ``b * m`` about 2^17 doubles (1 MB).
 
     Parameters
     ----------
-    samples : array_like of float, shape (m, P)
-    K : array_like of float, shape (P, P)
+    samples_seq : sequence of array_like of float, each shape (m, P_d)
+        Row ``i`` of every term from the same realization ``i``.
+    K_seq : sequence of array_like of float, each shape (P_d, P_d)
     lengthscale : float
 
     Returns
@@ -154,37 +157,68 @@ def _mmd2_sums(samples, K, lengthscale) -> tuple[int, float, float, float]:
         ``sum_{i != j} H_ij^2``.
     rows_sq : float
         ``sum_i (sum_j H_ij)^2``.
+
+    Raises
+    ------
+    ValueError
+        Unequal or zero numbers of terms, or terms with different sample counts.
     """
+    if len(samples_seq) != len(K_seq) or not len(samples_seq):
+        raise ValueError(f"samples_seq, K_seq: need equal non-zero lengths, got {len(samples_seq)}, {len(K_seq)}")
     lengthscale = _check_lengthscale(lengthscale)
-    K = _check_covariance(K)
-    T = _check_samples(samples, K.shape[0])
-    m = T.shape[0]
-    embed = gaussian_embedding(T, K, lengthscale)  # (m,)
-    c = gaussian_self_term(K, lengthscale)
     a = 1.0 / (2.0 * lengthscale**2)
-    Ts = T * math.sqrt(2.0 * a)  # Ts_i . Ts_j = 2a t_i . t_j
-    half = 0.5 * np.einsum("ij,ij->i", Ts, Ts)  # a |t_i|^2
+    terms = []  # (Ts, half, embed, c): Ts_i . Ts_j = 2a t_i . t_j, half_i = a |t_i|^2
+    for samples, K in zip(samples_seq, K_seq):
+        K = _check_covariance(K)
+        T = _check_samples(samples, K.shape[0])
+        if terms and T.shape[0] != terms[0][0].shape[0]:
+            raise ValueError(f"samples_seq: every term needs the same number of realizations, got "
+                             f"{terms[0][0].shape[0]} and {T.shape[0]}")
+        Ts = T * math.sqrt(2.0 * a)
+        terms.append((Ts, 0.5 * np.einsum("ij,ij->i", Ts, Ts), gaussian_embedding(T, K, lengthscale),
+                      gaussian_self_term(K, lengthscale)))
+    m = terms[0][0].shape[0]
     rows = np.zeros(m)
     sq = 0.0
     block = max(16, (1 << 17) // m)
     for start in range(0, m, block):
         stop = min(start + block, m)
         b = stop - start
-        H = Ts[start:stop] @ Ts[start:].T  # (b, m - start): 2a t_i.t_j, i in block, j >= start
-        H -= half[start:stop, None]
-        H -= half[None, start:]
-        np.minimum(H, 0.0, out=H)  # -a |t_i - t_j|^2 <= 0 (round-off)
-        np.exp(H, out=H)
-        H -= embed[start:stop, None]
-        H -= embed[None, start:]
-        H += c
+        H = None
+        for Ts, half, embed, c in terms:
+            Hd = Ts[start:stop] @ Ts[start:].T  # (b, m - start): 2a t_i.t_j, i in block, j >= start
+            Hd -= half[start:stop, None]
+            Hd -= half[None, start:]
+            np.minimum(Hd, 0.0, out=Hd)  # -a |t_i - t_j|^2 <= 0 (round-off)
+            np.exp(Hd, out=Hd)
+            Hd -= embed[start:stop, None]
+            Hd -= embed[None, start:]
+            Hd += c
+            if H is None:
+                H = Hd
+            else:
+                H += Hd
         H[np.arange(b), np.arange(b)] = 0.0
         rows[start:stop] += np.sum(H, axis=1)  # the diagonal square block holds both (i, j) and (j, i)
-        off = H[:, b:]
-        rows[stop:] += np.sum(off, axis=0)  # (j, i) of the strictly upper part
+        rows[stop:] += np.sum(H[:, b:], axis=0)  # (j, i) of the strictly upper part
         diag = H[:, :b]
         sq += 2.0 * float(np.einsum("ij,ij->", H, H)) - float(np.einsum("ij,ij->", diag, diag))
     return m, float(np.sum(rows)), sq, float(np.dot(rows, rows))
+
+
+def _u_statistic_with_se(m: int, total: float, sq: float, rows_sq: float) -> tuple[float, float]:
+    """Order-2 U-statistic ``mean_{i != j} H_ij`` and its Hoeffding SE from the sums of :func:`_mmd2_sums`.
+
+    See :func:`mmd2_gaussian_with_se` for the estimator; SE NaN for m < 4.
+    """
+    pairs = m * (m - 1)
+    if m < 4:
+        return total / pairs, float("nan")
+    h12_h13 = (rows_sq - sq) / (pairs * (m - 2))  # distinct triples (i, j, k)
+    h12_sq = sq / pairs  # distinct pairs
+    theta_sq = (total * total - 4.0 * rows_sq + 2.0 * sq) / (pairs * (m - 2) * (m - 3))  # distinct quadruples
+    var = (4.0 * (m - 2) * max(h12_h13 - theta_sq, 0.0) + 2.0 * max(h12_sq - theta_sq, 0.0)) / pairs
+    return total / pairs, math.sqrt(var)
 
 
 def mmd2_gaussian(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:
@@ -205,7 +239,7 @@ def mmd2_gaussian(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float
     float
         The unbiased estimate (can be slightly negative).
     """
-    m, total, _, _ = _mmd2_sums(samples, K, lengthscale)
+    m, total, _, _ = _mmd2_sums([samples], [K], lengthscale)
     return total / (m * (m - 1))
 
 
@@ -221,7 +255,8 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
 
     and ``E[h12 h13]``, ``E[h12^2]`` and ``theta^2`` have unbiased estimates as
     averages over distinct index triples, pairs and quadruples (computed in
-    ``O(m^2)`` time and ``O(m)`` memory from the row sums of the kernel matrix).  Each ``zeta`` estimate is clipped at 0
+    ``O(m^2)`` time and ``O(m)`` memory from the row sums of the kernel matrix).
+    Each ``zeta`` estimate is clipped at 0
     (a variance), which makes the SE slightly conservative where ``zeta_1 = 0``
     (MMD^2 = 0, degenerate U-statistic; about +9 % in the SE) and leaves it
     unbiased in variance otherwise.  Unlike the delete-one jackknife, which
@@ -243,15 +278,36 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
     se : float
         ``sqrt`` of the variance estimate above; NaN for m < 4 (no distinct quadruples).
     """
-    m, total, sq, rows_sq = _mmd2_sums(samples, K, lengthscale)
-    pairs = m * (m - 1)
-    if m < 4:
-        return total / pairs, float("nan")
-    h12_h13 = (rows_sq - sq) / (pairs * (m - 2))  # distinct triples (i, j, k)
-    h12_sq = sq / pairs  # distinct pairs
-    theta_sq = (total * total - 4.0 * rows_sq + 2.0 * sq) / (pairs * (m - 2) * (m - 3))  # distinct quadruples
-    var = (4.0 * (m - 2) * max(h12_h13 - theta_sq, 0.0) + 2.0 * max(h12_sq - theta_sq, 0.0)) / pairs
-    return total / pairs, math.sqrt(var)
+    return _u_statistic_with_se(*_mmd2_sums([samples], [K], lengthscale))
+
+
+def mmd2_gaussian_sum_with_se(samples_seq, K_seq, lengthscale: float = DEFAULT_LENGTHSCALE) -> tuple[float, float]:
+    """Sum of several MMD^2 estimates on the *same* realizations, with its joint SE.
+
+    Sample ``i`` of every term comes from one realization (e.g. the readouts of
+    one network after several depths, ``y_steps`` of :func:`mcsim.sample`), so
+    the terms are correlated and their SEs do not add in quadrature.  The sum
+    ``sum_d U_d = mean_{i != j} sum_d h_d(t_i^d, t_j^d)`` is itself a U-statistic
+    of order 2 over the realizations, with kernel ``sum_d h_d``; its SE is that
+    of :func:`mmd2_gaussian_with_se` (Hoeffding) for the summed kernel matrix,
+    i.e. it uses the per-realization first-order projections of all terms jointly.
+
+    Parameters
+    ----------
+    samples_seq : sequence of array_like of float, each shape (m, P_d)
+        Term d's samples; row i of every term from realization i.
+    K_seq : sequence of array_like of float, each shape (P_d, P_d)
+        Term d's Gaussian covariance.
+    lengthscale : float
+
+    Returns
+    -------
+    value : float
+        ``sum_d mmd2_gaussian(samples_seq[d], K_seq[d])`` (up to rounding).
+    se : float
+        Its standard error over realizations; NaN for m < 4.
+    """
+    return _u_statistic_with_se(*_mmd2_sums(samples_seq, K_seq, lengthscale))
 
 
 def mmd2_two_sample(samples_x, samples_y, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:

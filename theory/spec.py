@@ -61,7 +61,7 @@ from .prior import Prior, check_inputs
 METHODS = ("direct", "projected", "auto")
 RESOLVED_METHODS = ("direct", "projected")
 DEFAULT_METHOD = "auto"
-OBSERVABLES = ("y", "caux", "chat", "caux_diag", "chat_diag", "caux_readout", "chat_readout")
+OBSERVABLES = ("y", "caux", "chat", "caux_diag", "chat_diag", "caux_readout", "chat_readout", "y_steps")
 """Every observable name mcsim can sample (see :mod:`mcsim.sampler`)."""
 DEFAULT_OBSERVABLES = ("y", "caux_diag", "chat_diag")
 POINT_KEY_SCHEME = "mcsim-point-key-v2"
@@ -131,6 +131,9 @@ def check_observables(observables: Any, prior: Prior | None = None, width: int |
     obs = tuple(dict.fromkeys(o for o in obs if o != "overflow"))
     if not obs:
         raise ValueError(f"{name}: must name at least one observable; allowed: {', '.join(OBSERVABLES)}")
+    if prior is not None and "y_steps" in obs and np.any(prior.g2_layers[1:prior.depth + 1] <= 0):
+        raise ValueError(f"{name}: y_steps (the readout after every layer/step) needs g2 > 0 at every "
+                         f"hidden layer, got g2={prior.g2!r}")
     if prior is not None and width is not None and not prior.shared:
         full = [o for o in obs if o in ("chat", "caux")]
         widths = [int(w) for w in prior.widths(width)]

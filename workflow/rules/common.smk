@@ -17,6 +17,8 @@ OBSERVABLES = {
     "input_propagation": ["caux_diag"],
     "instability": ["chat"],
     "posterior": ["caux_readout", "chat_diag"],
+    "posterior_crosstime": ["caux_readout", "chat"],
+    "posterior_generalisation": ["caux_readout"],
 }
 SIM_KINDS = tuple(OBSERVABLES)
 ALL_KINDS = SIM_KINDS + ("phase_diagram",)
@@ -35,6 +37,18 @@ def _fmt(value):
     return short if float(short) == value else repr(value)
 
 
+def nested_depths(exp):
+    """True if the experiment reads every grid depth out of one simulation at the deepest (kind mmd).
+
+    ``analysis.nested_depths`` (default true) with more than one grid depth: a
+    depth-a network is the first a+1 layers of the deepest one plus a readout,
+    so the readouts after each depth (observable ``y_steps``) are exact samples
+    at every depth, at the cost of the deepest simulation; depths then share
+    realizations (their MMD^2 errors are correlated).
+    """
+    return exp["kind"] == "mmd" and exp["analysis"]["nested_depths"] and len(set(exp["grid"]["depth"])) > 1
+
+
 def experiment_points(name, exp):
     """Expand one simulation experiment into its parameter points.
 
@@ -48,8 +62,12 @@ def experiment_points(name, exp):
     """
     grid, prior_cfg, inputs_cfg = exp["grid"], exp["prior"], exp["inputs"]
     points = {}
+    nested = nested_depths(exp)
+    # nested readouts: one simulation at the deepest grid depth serves every depth (y_steps)
+    sim_depths = [max(grid["depth"])] if nested else grid["depth"]
+    observables = ["y_steps"] if nested else OBSERVABLES[exp["kind"]]
     axes = itertools.product(
-        grid["arch"], grid["bias"], grid["activation"], grid["width"], grid["depth"], grid["g2"], range(exp["input_sets"])
+        grid["arch"], grid["bias"], grid["activation"], grid["width"], sim_depths, grid["g2"], range(exp["input_sets"])
     )
     for arch, bias, act, width, depth, g2, input_set in axes:
         point = (
@@ -82,7 +100,7 @@ def experiment_points(name, exp):
             theory_spec,
             realizations=int(exp["realizations"]),
             block_size=int(exp["block_size"]),
-            observables=OBSERVABLES[exp["kind"]],
+            observables=observables,
             label=f"{name}/{point}",
         )
         params = {
@@ -97,7 +115,11 @@ def experiment_points(name, exp):
             "input_set": input_set,
             "input_seed": inputs["seed"],
             "realizations": int(exp["realizations"]),
+            # depths read out from this simulation (nested readouts: every grid depth)
+            "depths": sorted(int(a) for a in grid["depth"]) if nested else [int(depth)],
         }
+        if nested:
+            params["prior"] = prior  # theory.readout_kernels of the deepest network in the comparison
         points[point] = {"params": params, "spec": spec, "theory_spec": theory_spec}
     return points
 

@@ -204,6 +204,27 @@ def check_experiment(name, exp):
         if len(exp["grid"]["width"]) < 2:
             config_error(f"experiments.{name}.grid.width",
                          "posterior needs >= 2 widths (n Delta is extrapolated in 1/n)")
+    if exp["kind"] in ("posterior_crosstime", "posterior_generalisation"):
+        task = exp["task"]
+        if len(exp["grid"]["width"]) < 2:
+            config_error(f"experiments.{name}.grid.width",
+                         f"{exp['kind']} needs >= 2 widths (n Delta is extrapolated in 1/n)")
+        if exp["kind"] == "posterior_crosstime":
+            if task["train"] > exp["inputs"]["count"]:
+                config_error(f"experiments.{name}.task.train",
+                             f"must be <= inputs.count = {exp['inputs']['count']}, got {task['train']}")
+            if min(exp["grid"]["depth"]) < 2:
+                config_error(f"experiments.{name}.grid.depth",
+                             f"posterior_crosstime needs depth >= 2 (a pair a < b of hidden layers / steps), "
+                             f"got {min(exp['grid']['depth'])}")
+        else:
+            if task["train"] >= exp["inputs"]["count"]:
+                config_error(f"experiments.{name}.task.train",
+                             f"posterior_generalisation needs at least one test pattern: train = {task['train']} "
+                             f"must be < inputs.count = {exp['inputs']['count']}")
+            if "xor" in task["kinds"] and exp["inputs"]["dim"] < 2:
+                config_error(f"experiments.{name}.task.kinds",
+                             f"the xor task needs inputs.dim >= 2, got {exp['inputs']['dim']}")
     if exp["kind"] == "input_propagation" and exp["input_sets"] < 2:
         config_error(f"experiments.{name}.input_sets", f"input_propagation needs >= 2 input sets, got {exp['input_sets']}")
 

@@ -1,7 +1,10 @@
 """Fig. 2: MMD^2 between the outputs (y_1..y_P over realizations) and N(0, K), with noise floor.
 
 Snakemake script (rule compare_mmd).  Output unit 0 is used; overflowed
-realizations are dropped.  Each MMD^2 comes with its SE over realizations
+realizations are dropped.  With nested readouts (analysis.nested_depths) one
+simulation at the deepest grid depth gives a row per grid depth (``y_steps``
+against ``theory.readout_kernels``), and the depth average over A >=
+MMD_DEPTH_MIN of each simulation is written with its joint SE (claim 4b).  Each MMD^2 comes with its SE over realizations
 (given the input set).  The noise floor is the exact mean (0) and std of the
 MMD^2 estimator on the same number of exact samples of N(0, K)
 (theory.mmd.mmd2_null_moments, closed form).
@@ -19,7 +22,9 @@ from _common import (  # noqa: E402
     write_table,
 )
 from theory.comparison import pool_input_sets  # noqa: E402
-from theory.mmd import mmd2_gaussian_with_se, mmd2_null_moments  # noqa: E402
+from theory import Prior, readout_kernels  # noqa: E402
+from theory.claims import MMD_DEPTH_MIN  # noqa: E402
+from theory.mmd import mmd2_gaussian_sum_with_se, mmd2_gaussian_with_se, mmd2_null_moments  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
@@ -29,6 +34,10 @@ lengthscale = float(smk.params.lengthscale)
 
 columns = {
     **point_columns(),
+    "depth": "depth A of the network read out (hidden layers / time steps a = 0..A)",
+    "depths_shared": ("True: this depth is read out of one simulation at the deepest grid depth (analysis.nested_depths; "
+                      "observable y_steps), which serves every depth: depths share realizations, so their MMD^2 "
+                      "errors are correlated"),
     "patterns": "number of inputs P (joint output dimension)",
     "mmd2": "unbiased MMD^2 between empirical outputs and N(0,K), RBF length scale l",
     "mmd2_se": "SE of mmd2 over weight realizations given this input set (U-statistic variance, "
@@ -37,17 +46,37 @@ columns = {
     "noise_floor_std": "exact std of that null MMD^2 estimator, sqrt(2 E[h^2] / (R (R-1))) in closed form "
                        "(theory.mmd.mmd2_null_moments)",
     "lengthscale": "RBF kernel length scale l",
+    "mmd2_deep": (f"mean of mmd2 over the depths A >= {MMD_DEPTH_MIN} read out of this simulation (same value on each "
+                  "of its rows; empty unless depths are shared)"),
+    "mmd2_deep_se": ("SE of mmd2_deep over weight realizations given this input set, joint over the shared depths "
+                     "(Hoeffding SE of the depth-summed U-statistic, theory.mmd.mmd2_gaussian_sum_with_se); "
+                     "larger than the quadrature of the per-depth SEs when the depths are positively correlated"),
+    "deep_depths": f"number of depths A >= {MMD_DEPTH_MIN} averaged in mmd2_deep",
 }
 rows = []
 for point, data, theory, ok, base in iter_compared_points(smk, points):
-    y = np.asarray(data["y"])[ok][:, :, 0]  # (R, P)
-    depth = points[point]["depth"]
-    K = np.asarray(theory["kernel"])[depth + 1, depth + 1]  # (P, P) readout kernel
-    value, value_se = mmd2_gaussian_with_se(y, K, lengthscale)
-    floor_mean, floor_std = mmd2_null_moments(K, int(y.shape[0]), lengthscale)
-    rows.append({**base, "patterns": y.shape[1], "mmd2": value, "mmd2_se": value_se,
-                 "noise_floor_mean": floor_mean, "noise_floor_std": floor_std, "lengthscale": lengthscale})
-    log.info("%s: MMD2 = %.3g +- %.3g (floor %.3g +- %.3g)", point, value, value_se, floor_mean, floor_std)
+    depths = points[point]["depths"]
+    if "y_steps" in data:  # nested readouts: every grid depth from this one simulation (shared realizations)
+        Y = np.asarray(data["y_steps"])[ok][:, :, :, 0]  # (R, A+1, P)
+        K_all = readout_kernels(Prior(**points[point]["prior"]), theory["inputs"], theory["kernel"])  # (A+1, P, P)
+        terms = [(a, Y[:, a], K_all[a], f"{point}/A-{a}") for a in depths]
+    else:
+        depth = points[point]["depth"]
+        terms = [(depth, np.asarray(data["y"])[ok][:, :, 0], np.asarray(theory["kernel"])[depth + 1, depth + 1], point)]
+    sim_rows = []
+    for a, y, K, name in terms:
+        value, value_se = mmd2_gaussian_with_se(y, K, lengthscale)
+        floor_mean, floor_std = mmd2_null_moments(K, int(y.shape[0]), lengthscale)
+        sim_rows.append({**base, "depth": a, "depths_shared": len(terms) > 1, "patterns": y.shape[1], "mmd2": value,
+                         "mmd2_se": value_se, "noise_floor_mean": floor_mean, "noise_floor_std": floor_std,
+                         "lengthscale": lengthscale})
+        log.info("%s: MMD2 = %.3g +- %.3g (floor %.3g +- %.3g)", name, value, value_se, floor_mean, floor_std)
+    deep = [t for t in terms if t[0] >= MMD_DEPTH_MIN]
+    total, total_se = (mmd2_gaussian_sum_with_se([t[1] for t in deep], [t[2] for t in deep], lengthscale)
+                       if len(deep) > 1 else (np.nan, np.nan))
+    for r in sim_rows:  # depth average of this simulation with its joint SE (shared realizations)
+        r.update(mmd2_deep=total / max(len(deep), 1), mmd2_deep_se=total_se / max(len(deep), 1), deep_depths=len(deep))
+    rows.extend(sim_rows)
 
 # average over input sets
 group_keys = INPUT_SET_GROUP_KEYS
@@ -64,6 +93,11 @@ summary_columns = {
     "noise_floor_mean": "exact null mean of the set-averaged MMD^2 (0)",
     "noise_floor_std": "exact null std of the set-averaged MMD^2: sqrt(mean(noise_floor_std^2) / input_sets)",
     "lengthscale": "RBF kernel length scale l",
+    "depths_shared": "True: the depths of this (arch, bias, activation, width, g2) share realizations (see mmd.json)",
+    "mmd2_deep_mean": (f"mmd2_deep (mean over the shared depths A >= {MMD_DEPTH_MIN} of one simulation) averaged over "
+                       "input sets; same value on each depth row of the group; empty unless depths are shared"),
+    "mmd2_deep_se_within": ("SE of mmd2_deep_mean given these input sets: sqrt(sum of mmd2_deep_se^2) / input_sets, "
+                            "joint over the shared depths (their correlation included)"),
 }
 summary = []
 for key, members in groups.items():
@@ -74,7 +108,11 @@ for key, members in groups.items():
         **pooled,
         "realizations": int(min(m["realizations"] for m in members)),
         "lengthscale": lengthscale,
+        "depths_shared": all(m["depths_shared"] for m in members),
     })
+    deep = pool_input_sets([m["mmd2_deep"] for m in members], np.zeros(len(members)), np.zeros(len(members)),
+                           [m["mmd2_deep_se"] for m in members])
+    summary[-1].update(mmd2_deep_mean=deep["mmd2_mean"], mmd2_deep_se_within=deep["mmd2_se_within"])
 
 extra = {"versions": package_versions(), "comparison": {"lengthscale": lengthscale, "noise_floor": "exact (theory.mmd.mmd2_null_moments)"}}
 write_table(smk.output.table, smk.output.meta, rows, columns,
