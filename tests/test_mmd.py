@@ -159,26 +159,49 @@ def test_null_moments_small_covariance_keeps_precision():
         assert std == pytest.approx(np.sqrt(2 * np.sum(a**2) / (m * (m - 1))), rel=100 * eps)  # O(a) = 4 sum a^3 / sum a^2 correction
 
 
+def _naive_kernel_matrix(T, K):
+    e, c = mmd.gaussian_embedding(T, K, L), mmd.gaussian_self_term(K, L)
+    H = mmd.rbf_gram(T, T, L) - e[:, None] - e[None, :] + c
+    np.fill_diagonal(H, 0.0)
+    return H
+
+
+def _naive_u_statistic(H):
+    """Value, SE (Hoeffding, as documented in mmd2_gaussian_with_se) and conditioning scale from a full matrix."""
+    m = H.shape[0]
+    rows = H.sum(axis=1)
+    pairs = m * (m - 1)
+    h12_h13 = (rows @ rows - np.sum(H * H)) / (pairs * (m - 2))
+    h12_sq = np.sum(H * H) / pairs
+    theta_sq = (H.sum() ** 2 - 4 * rows @ rows + 2 * np.sum(H * H)) / (pairs * (m - 2) * (m - 3))
+    var = (4 * (m - 2) * max(h12_h13 - theta_sq, 0) + 2 * max(h12_sq - theta_sq, 0)) / pairs
+    return H.sum() / pairs, np.sqrt(var), np.abs(H).sum() / pairs
+
+
 def test_kernel_sums_match_naive_matrix():
-    """The blocked, symmetric sums of mmd2_gaussian_with_se equal the naive (m, m) kernel matrix to ~1e-12."""
+    """The blocked, symmetric sums of mmd2_gaussian_with_se equal the naive (m, m) kernel matrix to ~1e-12
+    (relative to the mean |h|, the conditioning scale of the cancelling sum)."""
     rng = np.random.default_rng(41)
     K = _cov(10, 42)
     for m, scale in [(5, 1.0), (300, 1.0), (2100, 1.3)]:  # 2100: several row blocks
         T = _gauss(scale * K, m, rng)
-        e, c = mmd.gaussian_embedding(T, K, L), mmd.gaussian_self_term(K, L)
-        H = mmd.rbf_gram(T, T, L) - e[:, None] - e[None, :] + c
-        np.fill_diagonal(H, 0.0)
-        rows = H.sum(axis=1)
-        pairs = m * (m - 1)
-        scale_h = np.abs(H).sum() / pairs  # conditioning scale of the cancelling sum
+        ref, ref_se, scale_h = _naive_u_statistic(_naive_kernel_matrix(T, K))
         value, se = mmd.mmd2_gaussian_with_se(T, K, L)
-        assert abs(value - H.sum() / pairs) <= 1e-12 * scale_h
+        assert abs(value - ref) <= 1e-12 * scale_h
         assert mmd.mmd2_gaussian(T, K, L) == value
-        h12_h13 = (rows @ rows - np.sum(H * H)) / (pairs * (m - 2))
-        h12_sq = np.sum(H * H) / pairs
-        theta_sq = (H.sum() ** 2 - 4 * rows @ rows + 2 * np.sum(H * H)) / (pairs * (m - 2) * (m - 3))
-        var = (4 * (m - 2) * max(h12_h13 - theta_sq, 0) + 2 * max(h12_sq - theta_sq, 0)) / pairs
-        assert se == pytest.approx(np.sqrt(var), rel=1e-10)
+        assert se == pytest.approx(ref_se, rel=1e-10)
+
+
+def test_sum_with_se_matches_naive_summed_matrix():
+    """mmd2_gaussian_sum_with_se (terms summed block by block) equals the U-statistic of H_1 + H_2."""
+    rng = np.random.default_rng(43)
+    K1, K2 = _cov(4, 44), _cov(6, 45)
+    m = 1500  # several row blocks
+    T1, T2 = _gauss(1.2 * K1, m, rng), _gauss(K2, m, rng)
+    ref, ref_se, scale_h = _naive_u_statistic(_naive_kernel_matrix(T1, K1) + _naive_kernel_matrix(T2, K2))
+    value, se = mmd.mmd2_gaussian_sum_with_se([T1, T2], [K1, K2], L)
+    assert abs(value - ref) <= 1e-12 * scale_h
+    assert se == pytest.approx(ref_se, rel=1e-10)
 
 
 def test_singular_covariance_is_accepted():
