@@ -98,18 +98,110 @@ def test_detects_non_gaussian_sample_with_same_covariance(kind):
     else:
         v = rng.choice([0.2, 1.8], size=(m, 1))  # same scale for all P outputs, mean 1
         t = z * np.sqrt(v)
-    floor_mean, floor_std, _ = mmd.mmd2_noise_floor(K, m, repetitions=8, lengthscale=L, seed=12)
+    floor_mean, floor_std = mmd.mmd2_null_moments(K, m, lengthscale=L)
     value = mmd.mmd2_gaussian(t, K, L)
     assert value > floor_mean + 5 * floor_std, (value, floor_mean, floor_std)
 
 
-def test_noise_floor_is_deterministic_and_centred():
-    K = _cov(3, 13)
-    a = mmd.mmd2_noise_floor(K, 50, repetitions=6, seed=[1, 2])
-    b = mmd.mmd2_noise_floor(K, 50, repetitions=6, seed=[1, 2])
-    assert a[0] == b[0] and a[1] == b[1]
-    assert a[2].shape == (6,)
-    assert abs(a[0]) < Z_CRIT * a[1] / np.sqrt(6) + 1e-12
+def _null_second_moments(K, l=L):
+    """E[k(x,x')^2], E[e(x)^2] and c = E[k(x,x')] for x, x' ~ N(0, K), as determinants (independent of theory.mmd)."""
+    eye = np.eye(K.shape[0])
+    k2 = np.linalg.det(eye + 4 * K / l**2) ** -0.5
+    e2 = np.linalg.det(eye + K / l**2) ** -1 * np.linalg.det(eye + 2 * K @ np.linalg.inv(K + l**2 * eye)) ** -0.5
+    c = np.linalg.det(eye + 2 * K / l**2) ** -0.5
+    return k2, e2, c
+
+
+def _variance_and_se(values):
+    """Sample variance (ddof=1) and its SE from the fourth central moment (no normality assumed)."""
+    n = values.size
+    v = values.var(ddof=1)
+    m4 = np.mean((values - values.mean()) ** 4)
+    return v, np.sqrt(max(m4 - v**2 * (n - 3) / (n - 1), 0.0) / n)
+
+
+@pytest.mark.parametrize("m, reps, check_power", [(6, 12_000, True), (40, 3_000, False)])
+def test_null_moments_match_brute_force_repetitions(m, reps, check_power):
+    """Exact null mean 0 and std of the estimator vs many exact-Gaussian repetitions.
+
+    Tolerance: |var - std^2| < 4 SE(var), the SE from the sample fourth moment
+    (the null law is a weighted chi-square, far from normal at small m).
+    Power (m = 6): the 1/m^2 normalisation (variance x 5/6) and dropping the
+    e(x) terms of E[h^2] (E[k^2] + c^2) both fail the same test.
+    """
+    rng = np.random.default_rng(31 + m)
+    K = _cov(3, 32)
+    values = np.array([mmd.mmd2_gaussian(_gauss(K, m, rng), K, L) for _ in range(reps)])
+    mean, std = mmd.mmd2_null_moments(K, m, L)
+    assert mean == 0.0
+    assert abs(values.mean()) < Z_CRIT * values.std(ddof=1) / np.sqrt(reps)
+    v, v_se = _variance_and_se(values)
+    assert abs(v - std**2) < Z_CRIT * v_se, (v, std**2, v_se)
+    k2, e2, c = _null_second_moments(K)
+    assert std**2 == pytest.approx(2 * (k2 - 2 * e2 + c**2) / (m * (m - 1)), rel=1e-10)
+    if check_power:
+        wrong = {"1/m^2": 2 * (k2 - 2 * e2 + c**2) / m**2, "no e(x) terms": 2 * (k2 + c**2) / (m * (m - 1))}
+        for name, w in wrong.items():
+            assert abs(v - w) > Z_CRIT * v_se, (name, v, w, v_se)
+
+
+def test_null_moments_small_covariance_keeps_precision():
+    """For K -> 0, E[h^2] = c^2 sum_p a_p^2 (1 + O(a)) (a_p = lambda_p / l^2): no cancellation to 0 or below.
+
+    At eps = 1e-9 the three terms of E[k^2] - 2 E[e^2] + c^2 are 1 to 1e-8 and the
+    difference is ~1e-16: summed naively it would be pure round-off.
+    """
+    m = 100
+    for eps in (1e-3, 1e-9):
+        K = eps * np.diag([1.0, 2.0])
+        a = np.array([1.0, 2.0]) * eps / L**2
+        _, std = mmd.mmd2_null_moments(K, m, L)
+        assert std == pytest.approx(np.sqrt(2 * np.sum(a**2) / (m * (m - 1))), rel=100 * eps)  # O(a) = 4 sum a^3 / sum a^2 correction
+
+
+def _naive_kernel_matrix(T, K):
+    e, c = mmd.gaussian_embedding(T, K, L), mmd.gaussian_self_term(K, L)
+    H = mmd.rbf_gram(T, T, L) - e[:, None] - e[None, :] + c
+    np.fill_diagonal(H, 0.0)
+    return H
+
+
+def _naive_u_statistic(H):
+    """Value, SE (Hoeffding, as documented in mmd2_gaussian_with_se) and conditioning scale from a full matrix."""
+    m = H.shape[0]
+    rows = H.sum(axis=1)
+    pairs = m * (m - 1)
+    h12_h13 = (rows @ rows - np.sum(H * H)) / (pairs * (m - 2))
+    h12_sq = np.sum(H * H) / pairs
+    theta_sq = (H.sum() ** 2 - 4 * rows @ rows + 2 * np.sum(H * H)) / (pairs * (m - 2) * (m - 3))
+    var = (4 * (m - 2) * max(h12_h13 - theta_sq, 0) + 2 * max(h12_sq - theta_sq, 0)) / pairs
+    return H.sum() / pairs, np.sqrt(var), np.abs(H).sum() / pairs
+
+
+def test_kernel_sums_match_naive_matrix():
+    """The blocked, symmetric sums of mmd2_gaussian_with_se equal the naive (m, m) kernel matrix to ~1e-12
+    (relative to the mean |h|, the conditioning scale of the cancelling sum)."""
+    rng = np.random.default_rng(41)
+    K = _cov(10, 42)
+    for m, scale in [(5, 1.0), (300, 1.0), (2100, 1.3)]:  # 2100: several row blocks
+        T = _gauss(scale * K, m, rng)
+        ref, ref_se, scale_h = _naive_u_statistic(_naive_kernel_matrix(T, K))
+        value, se = mmd.mmd2_gaussian_with_se(T, K, L)
+        assert abs(value - ref) <= 1e-12 * scale_h
+        assert mmd.mmd2_gaussian(T, K, L) == value
+        assert se == pytest.approx(ref_se, rel=1e-10)
+
+
+def test_sum_with_se_matches_naive_summed_matrix():
+    """mmd2_gaussian_sum_with_se (terms summed block by block) equals the U-statistic of H_1 + H_2."""
+    rng = np.random.default_rng(43)
+    K1, K2 = _cov(4, 44), _cov(6, 45)
+    m = 1500  # several row blocks
+    T1, T2 = _gauss(1.2 * K1, m, rng), _gauss(K2, m, rng)
+    ref, ref_se, scale_h = _naive_u_statistic(_naive_kernel_matrix(T1, K1) + _naive_kernel_matrix(T2, K2))
+    value, se = mmd.mmd2_gaussian_sum_with_se([T1, T2], [K1, K2], L)
+    assert abs(value - ref) <= 1e-12 * scale_h
+    assert se == pytest.approx(ref_se, rel=1e-10)
 
 
 def test_singular_covariance_is_accepted():
@@ -117,7 +209,8 @@ def test_singular_covariance_is_accepted():
     rng = np.random.default_rng(0)
     t = rng.standard_normal((50, 1)) * np.ones((1, 3))
     assert np.isfinite(mmd.mmd2_gaussian(t, K))
-    assert np.isfinite(mmd.mmd2_noise_floor(K, 50, seed=0)[0])
+    mean, std = mmd.mmd2_null_moments(K, 50)
+    assert mean == 0.0 and np.isfinite(std) and std > 0
 
 
 @pytest.mark.parametrize(
@@ -128,8 +221,10 @@ def test_singular_covariance_is_accepted():
         (lambda: mmd.mmd2_gaussian(np.full((5, 2), np.nan), np.eye(2)), "samples"),
         (lambda: mmd.mmd2_gaussian(np.zeros((5, 2)), -np.eye(2)), "K"),
         (lambda: mmd.mmd2_gaussian(np.zeros((5, 2)), np.eye(2), lengthscale=0), "lengthscale"),
-        (lambda: mmd.mmd2_noise_floor(np.eye(2), 1), "m"),
-        (lambda: mmd.mmd2_noise_floor(np.eye(2), 10, repetitions=1), "repetitions"),
+        (lambda: mmd.mmd2_null_moments(np.eye(2), 1), "m"),
+        (lambda: mmd.mmd2_null_moments(np.eye(2), 10.0), "m"),
+        (lambda: mmd.mmd2_null_moments(np.eye(2), 10, lengthscale=-1), "lengthscale"),
+        (lambda: mmd.mmd2_null_moments(np.ones((2, 3)), 10), "K"),
     ],
 )
 def test_bad_input_names_parameter(call, name):

@@ -142,12 +142,18 @@ def test_mmd_values_and_noise_floor(tiny_run):
         assert _f(r, "noise_floor_std") > 0
         assert int(r["patterns"]) == cfg["inputs"]["count"]
         assert int(r["realizations"]) + int(r["overflowed"]) == cfg["realizations"]
-    # the noise floor is the estimator on exact Gaussian samples: centred at 0
-    floor = np.array([_f(r, "noise_floor_mean") for r in rows])
-    floor_se = np.array([_f(r, "noise_floor_std") for r in rows]) / math.sqrt(
-        load_tiny_config()["comparison"]["noise_floor_repetitions"])
-    crit = _t_crit(rows, load_tiny_config()["comparison"]["noise_floor_repetitions"] - 1)
-    assert np.all(np.abs(floor / floor_se) < crit)
+    # the noise floor is the exact null law of the estimator for this point's K and R
+    import h5py
+
+    from theory.mmd import mmd2_null_moments
+
+    for r in rows:
+        with h5py.File(tiny_run / "results" / "mmd" / "theory" / f"{r['point']}.h5", "r") as fh:
+            depth = int(r["depth"])
+            K = fh["kernel"][depth + 1, depth + 1]
+        mean, std = mmd2_null_moments(K, int(r["realizations"]), _f(r, "lengthscale"))
+        assert _f(r, "noise_floor_mean") == mean == 0.0
+        assert _f(r, "noise_floor_std") == pytest.approx(std, rel=1e-12)
     summary = _read(tiny_run, "mmd_summary")
     assert len(summary) == len(rows) // cfg["input_sets"]
     assert all(r["realizations"] == str(int(r["realizations"])) for r in summary)  # an integer, not "60.0"
@@ -311,7 +317,7 @@ def test_plot_option_change_reruns_only_plots(tiny_run, tmp_path):
 def test_comparison_option_change_reruns_only_that_comparison(tiny_run, tmp_path):
     workdir = _copy_run(tiny_run, tmp_path)
     config = copy.deepcopy(load_tiny_config())
-    config["comparison"]["noise_floor_repetitions"] += 1
+    config["comparison"]["mmd_lengthscale"] *= 1.5
     jobs = _planned(workdir, config)
     assert sorted(rule for rule, _ in jobs) == ["all", "claims", "compare_mmd", "plot_mmd"]
 

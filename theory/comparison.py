@@ -47,8 +47,9 @@ def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std, mmd2_se=None) -> di
     Parameters
     ----------
     mmd2, noise_floor_mean, noise_floor_std : array_like of float, shape (S,)
-        Per input set: the MMD^2 estimate, and mean and std (over repetitions)
-        of the MMD^2 of exact N(0, K) samples of the same size.
+        Per input set: the MMD^2 estimate, and the mean and std of the
+        estimator on exact N(0, K) samples of the same size (the noise floor,
+        :func:`theory.mmd.mmd2_null_moments`: mean 0, exact std).
     mmd2_se : array_like of float, shape (S,), optional
         Per input set: the SE of the MMD^2 estimate over weight realizations
         (:func:`theory.mmd.mmd2_gaussian_with_se`; NaN where it is not
@@ -59,7 +60,8 @@ def pool_input_sets(mmd2, noise_floor_mean, noise_floor_std, mmd2_se=None) -> di
     dict
         ``mmd2_mean`` (mean over sets), ``mmd2_sem`` (SEM over sets, NaN for S = 1),
         ``noise_floor_mean`` (mean over sets) and ``noise_floor_std``
-        ``= sqrt(mean(noise_floor_std^2) / S)`` (std of a mean of S independent floors),
+        ``= sqrt(mean(noise_floor_std^2) / S)`` (std of the mean of S independent
+        null estimates, i.e. of ``mmd2_mean`` at perfect convergence),
         ``input_sets`` (S); with ``mmd2_se`` also ``mmd2_se_within``
         ``= sqrt(sum(mmd2_se^2)) / S``: the SE of ``mmd2_mean`` given the S input
         sets (finite realizations only; the sets are independent simulations).

@@ -13,9 +13,10 @@ so the unbiased estimator is::
     MMD^2 = 1/(m(m-1)) sum_{i != j} k(t_i, t_j) - (2/m) sum_i E_s k(s, t_i) + E_{s,s'} k(s, s').
 
 Its expectation is exactly the population MMD^2 (zero iff the sample law is
-N(0, K)); single estimates can be negative.  :func:`mmd2_noise_floor` gives the
-distribution of the estimator on exact Gaussian samples of the same size, to
-tell convergence apart from estimator noise.
+N(0, K)); single estimates can be negative.  :func:`mmd2_null_moments` gives the
+exact mean (0) and standard deviation of the estimator on exact Gaussian
+samples of the same size (the noise floor), to tell convergence apart from
+estimator noise.
 """
 
 from __future__ import annotations
@@ -130,14 +131,94 @@ def gaussian_self_term(K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:
     return float(np.exp(-0.5 * logdet))
 
 
-def _mmd2_kernel_matrix(samples, K, lengthscale) -> np.ndarray:
-    """U-statistic kernel ``H_ij = k(t_i, t_j) - e_i - e_j + c`` (zero diagonal), so that MMD^2 = mean_{i != j} H_ij."""
-    K = _check_covariance(K)
-    T = _check_samples(samples, K.shape[0])
-    embed = gaussian_embedding(T, K, lengthscale)
-    H = rbf_gram(T, T, lengthscale) - embed[:, None] - embed[None, :] + gaussian_self_term(K, lengthscale)
-    np.fill_diagonal(H, 0.0)
-    return H
+def _mmd2_sums(samples_seq, K_seq, lengthscale) -> tuple[int, float, float, float]:
+    """Sums of the U-statistic kernel matrix ``H = sum_d H^d`` of one or several MMD^2 terms.
+
+    ``H^d_ij = k(t^d_i, t^d_j) - e_d(t^d_i) - e_d(t^d_j) + c_d`` with zero diagonal
+    (term ``d``: samples ``t^d`` against N(0, K_d)).  ``H`` is never formed: it is
+    built in row blocks of the upper triangle (one GEMM per block and term for
+    the inner products, exponential in place), using the symmetry
+    ``H_ij = H_ji`` for the row sums and the sum of squares.  The largest
+    temporaries are two ``(b, m)`` blocks with ``b * m`` about 2^17 doubles (1 MB).
+
+    Parameters
+    ----------
+    samples_seq : sequence of array_like of float, each shape (m, P_d)
+        Row ``i`` of every term from the same realization ``i``.
+    K_seq : sequence of array_like of float, each shape (P_d, P_d)
+    lengthscale : float
+
+    Returns
+    -------
+    m : int
+    total : float
+        ``sum_{i != j} H_ij`` (the sum of the row sums).
+    sq : float
+        ``sum_{i != j} H_ij^2``.
+    rows_sq : float
+        ``sum_i (sum_j H_ij)^2``.
+
+    Raises
+    ------
+    ValueError
+        Unequal or zero numbers of terms, or terms with different sample counts.
+    """
+    if len(samples_seq) != len(K_seq) or not len(samples_seq):
+        raise ValueError(f"samples_seq, K_seq: need equal non-zero lengths, got {len(samples_seq)}, {len(K_seq)}")
+    lengthscale = _check_lengthscale(lengthscale)
+    a = 1.0 / (2.0 * lengthscale**2)
+    terms = []  # (Ts, half, embed, c): Ts_i . Ts_j = 2a t_i . t_j, half_i = a |t_i|^2
+    for samples, K in zip(samples_seq, K_seq):
+        K = _check_covariance(K)
+        T = _check_samples(samples, K.shape[0])
+        if terms and T.shape[0] != terms[0][0].shape[0]:
+            raise ValueError(f"samples_seq: every term needs the same number of realizations, got "
+                             f"{terms[0][0].shape[0]} and {T.shape[0]}")
+        Ts = T * math.sqrt(2.0 * a)
+        terms.append((Ts, 0.5 * np.einsum("ij,ij->i", Ts, Ts), gaussian_embedding(T, K, lengthscale),
+                      gaussian_self_term(K, lengthscale)))
+    m = terms[0][0].shape[0]
+    rows = np.zeros(m)
+    sq = 0.0
+    block = max(16, (1 << 17) // m)
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        b = stop - start
+        H = None
+        for Ts, half, embed, c in terms:
+            Hd = Ts[start:stop] @ Ts[start:].T  # (b, m - start): 2a t_i.t_j, i in block, j >= start
+            Hd -= half[start:stop, None]
+            Hd -= half[None, start:]
+            np.minimum(Hd, 0.0, out=Hd)  # -a |t_i - t_j|^2 <= 0 (round-off)
+            np.exp(Hd, out=Hd)
+            Hd -= embed[start:stop, None]
+            Hd -= embed[None, start:]
+            Hd += c
+            if H is None:
+                H = Hd
+            else:
+                H += Hd
+        H[np.arange(b), np.arange(b)] = 0.0
+        rows[start:stop] += np.sum(H, axis=1)  # the diagonal square block holds both (i, j) and (j, i)
+        rows[stop:] += np.sum(H[:, b:], axis=0)  # (j, i) of the strictly upper part
+        diag = H[:, :b]
+        sq += 2.0 * float(np.einsum("ij,ij->", H, H)) - float(np.einsum("ij,ij->", diag, diag))
+    return m, float(np.sum(rows)), sq, float(np.dot(rows, rows))
+
+
+def _u_statistic_with_se(m: int, total: float, sq: float, rows_sq: float) -> tuple[float, float]:
+    """Order-2 U-statistic ``mean_{i != j} H_ij`` and its Hoeffding SE from the sums of :func:`_mmd2_sums`.
+
+    See :func:`mmd2_gaussian_with_se` for the estimator; SE NaN for m < 4.
+    """
+    pairs = m * (m - 1)
+    if m < 4:
+        return total / pairs, float("nan")
+    h12_h13 = (rows_sq - sq) / (pairs * (m - 2))  # distinct triples (i, j, k)
+    h12_sq = sq / pairs  # distinct pairs
+    theta_sq = (total * total - 4.0 * rows_sq + 2.0 * sq) / (pairs * (m - 2) * (m - 3))  # distinct quadruples
+    var = (4.0 * (m - 2) * max(h12_h13 - theta_sq, 0.0) + 2.0 * max(h12_sq - theta_sq, 0.0)) / pairs
+    return total / pairs, math.sqrt(var)
 
 
 def mmd2_gaussian(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:
@@ -158,9 +239,8 @@ def mmd2_gaussian(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> float
     float
         The unbiased estimate (can be slightly negative).
     """
-    H = _mmd2_kernel_matrix(samples, K, lengthscale)
-    m = H.shape[0]
-    return float(np.sum(H) / (m * (m - 1)))
+    m, total, _, _ = _mmd2_sums([samples], [K], lengthscale)
+    return total / (m * (m - 1))
 
 
 def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) -> tuple[float, float]:
@@ -175,7 +255,8 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
 
     and ``E[h12 h13]``, ``E[h12^2]`` and ``theta^2`` have unbiased estimates as
     averages over distinct index triples, pairs and quadruples (computed in
-    ``O(m^2)`` from the kernel matrix).  Each ``zeta`` estimate is clipped at 0
+    ``O(m^2)`` time and ``O(m)`` memory from the row sums of the kernel matrix).
+    Each ``zeta`` estimate is clipped at 0
     (a variance), which makes the SE slightly conservative where ``zeta_1 = 0``
     (MMD^2 = 0, degenerate U-statistic; about +9 % in the SE) and leaves it
     unbiased in variance otherwise.  Unlike the delete-one jackknife, which
@@ -197,7 +278,7 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
     se : float
         ``sqrt`` of the variance estimate above; NaN for m < 4 (no distinct quadruples).
     """
-    return u_statistic_with_se(_mmd2_kernel_matrix(samples, K, lengthscale))
+    return _u_statistic_with_se(*_mmd2_sums([samples], [K], lengthscale))
 
 
 def mmd2_gaussian_sum_with_se(samples_seq, K_seq, lengthscale: float = DEFAULT_LENGTHSCALE) -> tuple[float, float]:
@@ -226,42 +307,7 @@ def mmd2_gaussian_sum_with_se(samples_seq, K_seq, lengthscale: float = DEFAULT_L
     se : float
         Its standard error over realizations; NaN for m < 4.
     """
-    if len(samples_seq) != len(K_seq) or not len(samples_seq):
-        raise ValueError(f"samples_seq, K_seq: need equal non-zero lengths, got {len(samples_seq)}, {len(K_seq)}")
-    H = None
-    for samples, K in zip(samples_seq, K_seq):
-        Hd = _mmd2_kernel_matrix(samples, K, lengthscale)
-        if H is not None and Hd.shape != H.shape:
-            raise ValueError(f"samples_seq: every term needs the same number of realizations, got {H.shape[0]} "
-                             f"and {Hd.shape[0]}")
-        H = Hd if H is None else H + Hd
-    return u_statistic_with_se(H)
-
-
-def u_statistic_with_se(H) -> tuple[float, float]:
-    """Order-2 U-statistic ``mean_{i != j} H_ij`` and its SE (Hoeffding; see :func:`mmd2_gaussian_with_se`).
-
-    Parameters
-    ----------
-    H : ndarray of float64, shape (m, m)
-        Symmetric kernel matrix with zero diagonal.
-
-    Returns
-    -------
-    value, se : float
-        SE NaN for m < 4.
-    """
-    m = H.shape[0]
-    if m < 4:
-        return float(np.sum(H) / (m * (m - 1))), float("nan")
-    rows = np.sum(H, axis=1)
-    total, sq, rows_sq = float(np.sum(rows)), float(np.sum(H * H)), float(np.sum(rows * rows))
-    pairs = m * (m - 1)
-    h12_h13 = (rows_sq - sq) / (pairs * (m - 2))  # distinct triples (i, j, k)
-    h12_sq = sq / pairs  # distinct pairs
-    theta_sq = (total * total - 4.0 * rows_sq + 2.0 * sq) / (pairs * (m - 2) * (m - 3))  # distinct quadruples
-    var = (4.0 * (m - 2) * max(h12_h13 - theta_sq, 0.0) + 2.0 * max(h12_sq - theta_sq, 0.0)) / pairs
-    return total / pairs, math.sqrt(var)
+    return _u_statistic_with_se(*_mmd2_sums(samples_seq, K_seq, lengthscale))
 
 
 def mmd2_two_sample(samples_x, samples_y, lengthscale: float = DEFAULT_LENGTHSCALE) -> float:
@@ -290,45 +336,56 @@ def mmd2_two_sample(samples_x, samples_y, lengthscale: float = DEFAULT_LENGTHSCA
     )
 
 
-def mmd2_noise_floor(
-    K, m: int, repetitions: int = 5, lengthscale: float = DEFAULT_LENGTHSCALE, seed=0
-) -> tuple[float, float, np.ndarray]:
-    """MMD^2 estimates of exact Gaussian samples: the estimator's noise floor.
+def mmd2_null_moments(K, m: int, lengthscale: float = DEFAULT_LENGTHSCALE) -> tuple[float, float]:
+    """Exact mean and standard deviation of :func:`mmd2_gaussian` on ``m`` exact samples of N(0, K).
 
-    Draws ``repetitions`` independent sets of ``m`` samples from N(0, K) and
-    evaluates :func:`mmd2_gaussian` on each.  Their mean scatters around 0 (the
-    estimator is unbiased); their standard deviation is the resolution below
-    which a measured MMD^2 cannot be told apart from perfect convergence.
+    The estimator's noise floor: the resolution below which a measured MMD^2
+    cannot be told apart from perfect convergence.  Under the null (``t_i`` i.i.d.
+    N(0, K)) the U-statistic kernel ``h(x, x') = k(x, x') - e(x) - e(x') + c`` has
+    ``E[h(x, x') | x] = 0``: the U-statistic is degenerate, its mean is exactly 0
+    and its variance is exactly (Hoeffding, ``zeta_1 = 0``)::
+
+        Var = 2 E[h^2] / (m (m - 1)),
+        E[h^2] = E[k(x, x')^2] - 2 E[e(x)^2] + c^2.
+
+    With ``lambda_p`` the eigenvalues of K and ``a_p = lambda_p / l^2`` each
+    expectation is a Gaussian integral in closed form::
+
+        c         = prod_p (1 + 2 a_p)^(-1/2)
+        E[k^2]    = prod_p (1 + 4 a_p)^(-1/2)              (k^2 is an RBF with l^2/2; x - x' ~ N(0, 2K))
+        E[e(x)^2] = prod_p ((1 + a_p) (1 + 3 a_p))^(-1/2)   (e(x)^2 = det(I + K/l^2)^-1 exp(-x^T (K + l^2)^-1 x))
+
+    evaluated as ``E[h^2] = c^2 (expm1(A) - 2 expm1(B))`` with
+    ``A = sum_p log1p(4 a_p^2 / (1 + 4 a_p)) / 2`` and
+    ``B = sum_p log1p(a_p^2 / ((1 + a_p)(1 + 3 a_p))) / 2``, which keeps full
+    relative precision for small K (``E[h^2] ~ c^2 sum_p a_p^2``).  The null
+    distribution is a weighted sum of centred chi-squares (skewed to the right),
+    so ``mean +- 2 std`` is a resolution scale, not a symmetric 95 % interval.
 
     Parameters
     ----------
     K : array_like of float, shape (P, P)
+        Symmetric positive semi-definite covariance of the reference Gaussian.
     m : int
-        Sample count (use the number of realizations of the measurement).
-    repetitions : int
-        Number of independent Gaussian sample sets (>= 2).
+        Sample count (use the number of realizations of the measurement), ``>= 2``.
     lengthscale : float
-    seed : int or sequence of int
-        Seed for ``numpy.random.default_rng``.
+        RBF length scale ``l``.
 
     Returns
     -------
     mean : float
+        0.0 (the estimator is unbiased).
     std : float
-        Sample standard deviation (ddof=1) over repetitions.
-    values : ndarray of float64, shape (repetitions,)
+        ``sqrt(2 E[h^2] / (m (m - 1)))``.
     """
     K = _check_covariance(K)
+    lengthscale = _check_lengthscale(lengthscale)
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 2:
         raise ValueError(f"m: must be an integer >= 2, got {m!r}")
-    if isinstance(repetitions, bool) or not isinstance(repetitions, (int, np.integer)) or repetitions < 2:
-        raise ValueError(f"repetitions: must be an integer >= 2, got {repetitions!r}")
-    rng = np.random.default_rng(seed)
-    P = K.shape[0]
-    w, V = np.linalg.eigh(K)
-    root = V * np.sqrt(np.clip(w, 0.0, None))  # K = root root^T, works for singular K
-    values = np.empty(int(repetitions))
-    for i in range(int(repetitions)):
-        S = rng.standard_normal((int(m), P)) @ root.T
-        values[i] = mmd2_gaussian(S, K, lengthscale)
-    return float(np.mean(values)), float(np.std(values, ddof=1)), values
+    a = np.clip(np.linalg.eigvalsh(K), 0.0, None) / lengthscale**2
+    log_c2 = -np.sum(np.log1p(2.0 * a))
+    A = 0.5 * np.sum(np.log1p(4.0 * a**2 / (1.0 + 4.0 * a)))
+    B = 0.5 * np.sum(np.log1p(a**2 / ((1.0 + a) * (1.0 + 3.0 * a))))
+    h2 = math.exp(log_c2) * (math.expm1(A) - 2.0 * math.expm1(B))
+    m = int(m)
+    return 0.0, math.sqrt(max(h2, 0.0) * 2.0 / (m * (m - 1)))

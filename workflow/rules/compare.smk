@@ -19,8 +19,6 @@ COMPARE_EXTRA_TABLES = {"mmd": ["mmd_summary"], "posterior": ["posterior_layers"
 COMPARE_PARAMS = {
     "mmd": {
         "lengthscale": CONFIG["comparison"]["mmd_lengthscale"],
-        "repetitions": CONFIG["comparison"]["noise_floor_repetitions"],
-        "noise_seed": CONFIG["comparison"]["noise_floor_seed"],
     },
 }
 

@@ -83,6 +83,27 @@ def check_finite(node, parts=()):
         config_error(key_path(parts), f"{node!r} is not a finite number")
 
 
+# Keys that were removed from the config: (path, why).  A config that still sets
+# one stops with a one-line error naming it (exit 2), rather than the schema's
+# generic "was unexpected".
+RETIRED_KEYS = [
+    (("comparison", "noise_floor_repetitions"),
+     "retired: the MMD^2 noise floor is now exact (theory.mmd.mmd2_null_moments), delete this key"),
+    (("comparison", "noise_floor_seed"),
+     "retired: the MMD^2 noise floor is now exact (theory.mmd.mmd2_null_moments), delete this key"),
+]
+
+
+def check_retired(cfg):
+    """Stop with one line naming a retired key that the config still sets."""
+    for path, why in RETIRED_KEYS:
+        node = cfg
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            config_error(key_path(path), why)
+
+
 def check_schema(cfg, after=""):
     """Validate against the schema (filling in defaults); one line naming the key on failure."""
     import jsonschema
@@ -221,6 +242,7 @@ def check_proportional(name, prop):
 def checked_config(cfg):
     """The validated config (defaults filled in, `statistics: paper` applied) or a one-line error."""
     check_finite(cfg)
+    check_retired(cfg)
     check_schema(cfg)
     cfg = apply_statistics(cfg)
     for name, exp in cfg["experiments"].items():

@@ -5,13 +5,13 @@ realizations are dropped.  With nested readouts (analysis.nested_depths) one
 simulation at the deepest grid depth gives a row per grid depth (``y_steps``
 against ``theory.readout_kernels``), and the depth average over A >=
 MMD_DEPTH_MIN of each simulation is written with its joint SE (claim 4b).  Each MMD^2 comes with its SE over realizations
-(given the input set).  The noise floor is the MMD^2 of the same number of
-exact samples of N(0, K) (several repetitions: mean and std).
+(given the input set).  The noise floor is the exact mean (0) and std of the
+MMD^2 estimator on the same number of exact samples of N(0, K)
+(theory.mmd.mmd2_null_moments, closed form).
 """
 
 import json
 import sys
-import zlib
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
@@ -24,7 +24,7 @@ from _common import (  # noqa: E402
 from theory.comparison import pool_input_sets  # noqa: E402
 from theory import Prior, readout_kernels  # noqa: E402
 from theory.claims import MMD_DEPTH_MIN  # noqa: E402
-from theory.mmd import mmd2_gaussian_sum_with_se, mmd2_gaussian_with_se, mmd2_noise_floor  # noqa: E402
+from theory.mmd import mmd2_gaussian_sum_with_se, mmd2_gaussian_with_se, mmd2_null_moments  # noqa: E402
 
 smk = snakemake  # noqa: F821
 log = setup_logging(smk)
@@ -42,8 +42,9 @@ columns = {
     "mmd2": "unbiased MMD^2 between empirical outputs and N(0,K), RBF length scale l",
     "mmd2_se": "SE of mmd2 over weight realizations given this input set (U-statistic variance, "
                "theory.mmd.mmd2_gaussian_with_se)",
-    "noise_floor_mean": "mean MMD^2 of exact N(0,K) samples of the same size",
-    "noise_floor_std": "std (ddof=1) of those noise-floor MMD^2 values",
+    "noise_floor_mean": "exact mean of the MMD^2 estimator on exact N(0,K) samples of the same size (0: unbiased)",
+    "noise_floor_std": "exact std of that null MMD^2 estimator, sqrt(2 E[h^2] / (R (R-1))) in closed form "
+                       "(theory.mmd.mmd2_null_moments)",
     "lengthscale": "RBF kernel length scale l",
     "mmd2_deep": (f"mean of mmd2 over the depths A >= {MMD_DEPTH_MIN} read out of this simulation (same value on each "
                   "of its rows; empty unless depths are shared)"),
@@ -65,8 +66,7 @@ for point, data, theory, ok, base in iter_compared_points(smk, points):
     sim_rows = []
     for a, y, K, name in terms:
         value, value_se = mmd2_gaussian_with_se(y, K, lengthscale)
-        seed = [int(smk.params.noise_seed), zlib.crc32(name.encode())]
-        floor_mean, floor_std, _ = mmd2_noise_floor(K, int(y.shape[0]), int(smk.params.repetitions), lengthscale, seed)
+        floor_mean, floor_std = mmd2_null_moments(K, int(y.shape[0]), lengthscale)
         sim_rows.append({**base, "depth": a, "depths_shared": len(terms) > 1, "patterns": y.shape[1], "mmd2": value,
                          "mmd2_se": value_se, "noise_floor_mean": floor_mean, "noise_floor_std": floor_std,
                          "lengthscale": lengthscale})
@@ -90,8 +90,8 @@ summary_columns = {
     "mmd2_mean": "MMD^2 averaged over input sets",
     "mmd2_sem": "standard error of mmd2_mean over input sets (nan for one set)",
     "mmd2_se_within": "SE of mmd2_mean given these input sets: sqrt(sum of mmd2_se^2) / input_sets",
-    "noise_floor_mean": "noise-floor MMD^2 averaged over input sets",
-    "noise_floor_std": "std of the set-averaged noise floor: sqrt(mean(noise_floor_std^2) / input_sets)",
+    "noise_floor_mean": "exact null mean of the set-averaged MMD^2 (0)",
+    "noise_floor_std": "exact null std of the set-averaged MMD^2: sqrt(mean(noise_floor_std^2) / input_sets)",
     "lengthscale": "RBF kernel length scale l",
     "depths_shared": "True: the depths of this (arch, bias, activation, width, g2) share realizations (see mmd.json)",
     "mmd2_deep_mean": (f"mmd2_deep (mean over the shared depths A >= {MMD_DEPTH_MIN} of one simulation) averaged over "
@@ -114,7 +114,7 @@ for key, members in groups.items():
                            [m["mmd2_deep_se"] for m in members])
     summary[-1].update(mmd2_deep_mean=deep["mmd2_mean"], mmd2_deep_se_within=deep["mmd2_se_within"])
 
-extra = {"versions": package_versions(), "comparison": {"lengthscale": lengthscale, "noise_floor_repetitions": int(smk.params.repetitions), "noise_floor_seed": int(smk.params.noise_seed)}}
+extra = {"versions": package_versions(), "comparison": {"lengthscale": lengthscale, "noise_floor": "exact (theory.mmd.mmd2_null_moments)"}}
 write_table(smk.output.table, smk.output.meta, rows, columns,
             "MMD^2 of network outputs vs the Gaussian process N(0,K) per input set (theory-notes Sec. 7; paper Fig. 2)",
             experiment, extra)

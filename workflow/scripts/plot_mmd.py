@@ -43,7 +43,7 @@ def draw(ax, bias, g2, small=False):
             color = ARCH_COLORS[arch]
             floor, floor_std = column(sel, "noise_floor_mean"), column(sel, "noise_floor_std")
             ax.fill_between(x, floor - 2 * floor_std, floor + 2 * floor_std, color=color, alpha=0.15, lw=0,
-                            label=None if small else f"{arch.upper()} noise floor (mean $\\pm$ 2 std)")
+                            label=None if small else f"{arch.upper()} noise floor (exact, 0 $\\pm$ 2 std)")
             singles = select(per_set, **cond)
             ax.plot(column(singles, xkey) * shift, column(singles, "mmd2"), ARCH_MARKERS[arch], color=color,
                     ms=2.5 if small else 3, alpha=0.35, mew=0,
