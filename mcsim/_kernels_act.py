@@ -151,14 +151,36 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
 # ----------------------------------------------------------------------------
 # RNN, projected (conditional) sampler
 # ----------------------------------------------------------------------------
-#: a new direction whose scaled Cholesky pivot is below this gets a third
-#: projection against the basis (its normalisation amplifies rounding errors)
+#: Kahan-Parlett threshold of the selective reorthogonalisation: a new direction whose
+#: scaled Cholesky pivot (its residual after the basis *and* the block's earlier
+#: directions, relative to its pattern's norm) is below this gets a second projection
+#: against the basis.  One classical Gram-Schmidt pass leaves components along the
+#: basis of order eps |Phi_alpha|; normalising a residual of relative size ``p``
+#: amplifies them to eps / p, so every accepted direction is orthogonal to the basis
+#: to about ``eps / _REPROJECT_BELOW`` (kappa = 100 in Parlett's "twice is enough").
 _REPROJECT_BELOW = 1e-2
 
 
 @_kernel
 def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
                         keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks):
+    """Sample a block of weight-shared RNN realizations by conditioning on W.
+
+    The production entry point: :func:`rnn_projected_block_checked` with the
+    selective reorthogonalisation threshold ``_REPROJECT_BELOW`` and no
+    diagnostics (see there for the algorithm, the normal consumption and
+    the parameters).
+    """
+    stats = np.empty((1, 2))
+    rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
+                                keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks,
+                                _REPROJECT_BELOW, False, False, stats)
+
+
+@_kernel
+def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
+                                keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks,
+                                reproject_below, cgs2, diagnose, stats):
     """Sample a block of weight-shared RNN realizations by conditioning on W.
 
     The input and bias contributions ``U[a, alpha] = W_in x_alpha^(a) + xi^(a)``
@@ -168,16 +190,18 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     applied to is kept together with ``WQ``.  For the block ``Phi`` (P x n) of
     step a (all GEMMs, BLAS-3):
 
-    1. block classical Gram-Schmidt twice against ``Q``:
-       ``C1 = Q Phi^T``, ``Y = Phi - C1^T Q``, ``C2 = Q Y^T``, ``Y -= C2^T Q``;
-       ``coef = C1 + C2``;
+    1. block classical Gram-Schmidt against ``Q``:
+       ``coef = Q Phi^T``, ``Y = Phi - coef^T Q`` (with ``cgs2``: a second,
+       unconditional pass ``C2 = Q Y^T``, ``Y -= C2^T Q``, ``coef += C2``);
     2. the residual block ``Y`` is factored ``Y = Lu V`` by a pivoted Cholesky
        of its Gram with rows scaled by ``1/|Phi_alpha|``; a residual
        ``<= rtol |Phi_alpha|`` (numerically inside the span) is dropped;
        ``V = Lu_piv^{-1} Y_piv`` (Cholesky-QR);
-    3. if a pivot is small (``< _REPROJECT_BELOW``) ``V`` is projected against
-       ``Q`` once more; a second Cholesky-QR ``V = L2 Q'`` makes the new
-       directions orthonormal to working precision;
+    3. selective reorthogonalisation (Kahan-Parlett): if a kept pivot is
+       below ``reproject_below`` (the direction's residual relative to its
+       pattern's norm, after the basis and the block's earlier directions),
+       ``V`` is projected against ``Q`` once more; a second Cholesky-QR
+       ``V = L2 Q'`` makes the new directions orthonormal to working precision;
     4. ``W Q' = sqrt(g^2/n) Z'`` is drawn fresh (W restricted to orthonormal
        directions outside span(Q) is independent of ``W Q``), and
        ``h^(a) = U[a] + coef^T WQ`` (one GEMM over the k + r directions).
@@ -205,6 +229,12 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
         a >= 1 and overwrites the readout entry
     H, PHI : out, shape (R, A+1, P, n) when keep_h / keep_phi
     ranks : out, int64, shape (R,)  (final dimension k of span(Q))
+    reproject_below : float  (threshold of step 3; production: ``_REPROJECT_BELOW``;
+        0 never reprojects, > 1 always does)
+    cgs2 : bool  (always do the second Gram-Schmidt pass of step 1: the reference algorithm)
+    diagnose : bool  (fill ``stats``; costs an extra ``2 k^2 n`` flops per realization)
+    stats : out, float64, shape (R, 2) when ``diagnose``: number of steps with a
+        step-3 reprojection, and the final loss of orthogonality ``max |Q Q^T - I|``
     """
     R = Z.shape[0]
     A1 = L_in.shape[0]
@@ -240,6 +270,8 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     for r in range(R):
         z = Z[r]
         k = 0
+        if diagnose:
+            stats[r, 0] = 0.0
         # step 0: h^(0) = U[0]
         correlate_rows(z, 0, n, L_in[0], rank_in, h)
         off = rank_in * n
@@ -255,20 +287,20 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                         res[al, j] = phi[al, j]
                 if k > 0:
                     Qk = Q[:k]
-                    for rep in range(2):
+                    np.dot(Qk, res.T, coef[:k])
+                    np.dot(coef[:k].T, Qk, tmp)
+                    for al in range(P):
+                        for j in range(n):
+                            res[al, j] -= tmp[al, j]
+                    if cgs2:
                         np.dot(Qk, res.T, cn[:k])
                         np.dot(cn[:k].T, Qk, tmp)
                         for al in range(P):
                             for j in range(n):
                                 res[al, j] -= tmp[al, j]
-                        if rep == 0:
-                            for t in range(k):
-                                for al in range(P):
-                                    coef[t, al] = cn[t, al]
-                        else:
-                            for t in range(k):
-                                for al in range(P):
-                                    coef[t, al] += cn[t, al]
+                        for t in range(k):
+                            for al in range(P):
+                                coef[t, al] += cn[t, al]
                 # 2. pivoted Cholesky of the scaled residual Gram: Y = Lu V
                 np.dot(res, res.T, M)
                 for i in range(P):
@@ -285,7 +317,7 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                 for j in range(rnk):
                     for i in range(j):
                         Lu[piv[i], j] = 0.0
-                    if not (Lm[piv[j], j] >= _REPROJECT_BELOW):
+                    if not (Lm[piv[j], j] >= reproject_below):
                         small = True
                 if rnk > 0:
                     # V = Lu_piv^{-1} Y_piv as one GEMM: Tf[j, piv[i]] = (Lu_piv^{-1})[j, i]
@@ -303,6 +335,8 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                     np.dot(Tf, res, Vr)
                     # 3. a third projection against the basis if a pivot is small
                     if small and k > 0:
+                        if diagnose:
+                            stats[r, 0] += 1.0
                         Dc = np.dot(Q[:k], Vr.T)  # (k, rnk)
                         Dt = np.ascontiguousarray(Dc.T)
                         np.dot(Dt, Q[:k], tmp[:rnk])
@@ -361,6 +395,15 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                     for j in range(n):
                         PHI[r, a, i, j] = phi[i, j]
         ranks[r] = k
+        if diagnose:
+            Gq = np.dot(Q[:k], Q[:k].T)
+            loss = 0.0
+            for i in range(k):
+                Gq[i, i] -= 1.0
+                for j in range(k):
+                    if abs(Gq[i, j]) > loss:
+                        loss = abs(Gq[i, j])
+            stats[r, 1] = loss
         # readout: independent W_out, rows of y ~ N(0, g2_out/n Phi^T Phi + sigma_out^2 11^T)
         gemm_gram(phi, Gphi)
         for i in range(P):
