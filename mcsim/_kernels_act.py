@@ -151,14 +151,18 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
 # ----------------------------------------------------------------------------
 # RNN, projected (conditional) sampler
 # ----------------------------------------------------------------------------
-#: Kahan-Parlett threshold of the selective reorthogonalisation: a new direction whose
-#: scaled Cholesky pivot (its residual after the basis *and* the block's earlier
-#: directions, relative to its pattern's norm) is below this gets a second projection
-#: against the basis.  One classical Gram-Schmidt pass leaves components along the
-#: basis of order eps |Phi_alpha|; normalising a residual of relative size ``p``
-#: amplifies them to eps / p, so every accepted direction is orthogonal to the basis
-#: to about ``eps / _REPROJECT_BELOW`` (kappa = 100 in Parlett's "twice is enough").
+#: reference algorithm (``cgs2=True`` of :func:`rnn_projected_block_checked`): a new
+#: direction whose scaled Cholesky pivot is below this gets a third projection
+#: against the basis (its normalisation amplifies rounding errors)
 _REPROJECT_BELOW = 1e-2
+#: selective reorthogonalisation: after one classical Gram-Schmidt pass and the
+#: Cholesky-QR, the new directions ``V`` are projected against the basis again when
+#: some ``|Q_t . V_j| > _REORTH_TOL |V_j|`` (measured with one ``k x r`` GEMM).  One
+#: pass leaves components of order eps |Phi_alpha| / (pivot) plus the basis's own
+#: loss of orthogonality, which a pivot-based (Kahan-Parlett) rule cannot bound when
+#: consecutive states are nearly dependent (it compounds over steps); measuring
+#: bounds every accepted block directly.  Reference CGS2 reaches ~1e-15.
+_REORTH_TOL = 1e-13
 
 
 @_kernel
@@ -167,20 +171,20 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     """Sample a block of weight-shared RNN realizations by conditioning on W.
 
     The production entry point: :func:`rnn_projected_block_checked` with the
-    selective reorthogonalisation threshold ``_REPROJECT_BELOW`` and no
+    selective reorthogonalisation tolerance ``_REORTH_TOL`` and no
     diagnostics (see there for the algorithm, the normal consumption and
     the parameters).
     """
     stats = np.empty((1, 2))
     rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
                                 keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks,
-                                _REPROJECT_BELOW, False, False, stats)
+                                _REORTH_TOL, False, False, stats)
 
 
 @_kernel
 def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
                                 keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks,
-                                reproject_below, cgs2, diagnose, stats):
+                                reorth_tol, cgs2, diagnose, stats):
     """Sample a block of weight-shared RNN realizations by conditioning on W.
 
     The input and bias contributions ``U[a, alpha] = W_in x_alpha^(a) + xi^(a)``
@@ -197,10 +201,11 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
        of its Gram with rows scaled by ``1/|Phi_alpha|``; a residual
        ``<= rtol |Phi_alpha|`` (numerically inside the span) is dropped;
        ``V = Lu_piv^{-1} Y_piv`` (Cholesky-QR);
-    3. selective reorthogonalisation (Kahan-Parlett): if a kept pivot is
-       below ``reproject_below`` (the direction's residual relative to its
-       pattern's norm, after the basis and the block's earlier directions),
-       ``V`` is projected against ``Q`` once more; a second Cholesky-QR
+    3. selective reorthogonalisation: ``D = Q V^T`` (one GEMM) measures the
+       new directions' components along the basis; if some
+       ``|D_tj| > reorth_tol |V_j|``, ``V`` is projected against ``Q`` once
+       more (``V -= D^T Q``).  With ``cgs2`` (reference): reprojected instead
+       when a pivot is below ``_REPROJECT_BELOW``.  A second Cholesky-QR
        ``V = L2 Q'`` makes the new directions orthonormal to working precision;
     4. ``W Q' = sqrt(g^2/n) Z'`` is drawn fresh (W restricted to orthonormal
        directions outside span(Q) is independent of ``W Q``), and
@@ -229,9 +234,10 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
         a >= 1 and overwrites the readout entry
     H, PHI : out, shape (R, A+1, P, n) when keep_h / keep_phi
     ranks : out, int64, shape (R,)  (final dimension k of span(Q))
-    reproject_below : float  (threshold of step 3; production: ``_REPROJECT_BELOW``;
-        0 never reprojects, > 1 always does)
-    cgs2 : bool  (always do the second Gram-Schmidt pass of step 1: the reference algorithm)
+    reorth_tol : float  (tolerance of step 3; production: ``_REORTH_TOL``;
+        0 always reprojects, inf never)
+    cgs2 : bool  (the reference algorithm: an unconditional second Gram-Schmidt pass in
+        step 1 and the pivot rule of step 3; ``reorth_tol`` is then unused)
     diagnose : bool  (fill ``stats``; costs an extra ``2 k^2 n`` flops per realization)
     stats : out, float64, shape (R, 2) when ``diagnose``: number of steps with a
         step-3 reprojection, and the final loss of orthogonality ``max |Q Q^T - I|``
@@ -317,7 +323,7 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
                 for j in range(rnk):
                     for i in range(j):
                         Lu[piv[i], j] = 0.0
-                    if not (Lm[piv[j], j] >= reproject_below):
+                    if not (Lm[piv[j], j] >= _REPROJECT_BELOW):
                         small = True
                 if rnk > 0:
                     # V = Lu_piv^{-1} Y_piv as one GEMM: Tf[j, piv[i]] = (Lu_piv^{-1})[j, i]
@@ -333,11 +339,25 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
                             Tf[j, piv[i]] = Tp[j, i]
                     Vr = V[:rnk]
                     np.dot(Tf, res, Vr)
-                    # 3. a third projection against the basis if a pivot is small
-                    if small and k > 0:
+                    # 3. selective reorthogonalisation: measure V's components along the basis
+                    #    (reference CGS2 mode: reproject when a pivot is small, as before)
+                    again = False
+                    if k > 0:
+                        Dc = np.dot(Q[:k], Vr.T)  # (k, rnk)
+                        if cgs2:
+                            again = small
+                        else:
+                            for j in range(rnk):
+                                vn = 0.0
+                                for i in range(n):
+                                    vn += V[j, i] * V[j, i]
+                                lim = reorth_tol * math.sqrt(vn)
+                                for t in range(k):
+                                    if not (abs(Dc[t, j]) <= lim):
+                                        again = True
+                    if again:
                         if diagnose:
                             stats[r, 0] += 1.0
-                        Dc = np.dot(Q[:k], Vr.T)  # (k, rnk)
                         Dt = np.ascontiguousarray(Dc.T)
                         np.dot(Dt, Q[:k], tmp[:rnk])
                         for j in range(rnk):

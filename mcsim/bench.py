@@ -180,7 +180,7 @@ def _gemm_sequence_fn(n: int, A: int, P: int):
 
     Per step with basis size ``k`` and ``r`` new directions (as in
     :func:`mcsim.sampler.rnn_projection_flops`): the two Gram-Schmidt GEMMs, the
-    residual Gram, ``V = Tf Y``, the Cholesky-QR Gram and ``T2 V``, the update
+    residual Gram, ``V = Tf Y``, the measurement ``Q V^T``, the Cholesky-QR Gram and ``T2 V``, the update
     ``coef^T WQ`` and the two P x P Grams of the observables.  Its time is the
     time of these flops at the GEMM rates BLAS reaches for these (thin) shapes.
     """
@@ -207,6 +207,8 @@ def _gemm_sequence_fn(n: int, A: int, P: int):
                 np.dot(Y, Y.T, G)
                 if r:
                     np.dot(T2[:r], Y, V[:r])
+                    if k:
+                        np.dot(Q[:k], V[:r].T)
                     np.dot(V[:r], V[:r].T, G[:r, :r])
                     np.dot(T2[:r, :r], V[:r], tmp[:r])
                 np.dot(cn[: k + r].T, WQ[: k + r], tmp)

@@ -241,9 +241,10 @@ def rnn_projection_flops(n: int, A: int, P: int) -> float:
     and ``r = min(P, n - k)`` new directions (the generic case; repeated or
     dependent patterns need fewer): one block classical Gram-Schmidt pass
     against the basis ``4 k P n``, the scaled residual Gram ``2 P^2 n``,
-    Cholesky-QR ``2 r P n + 4 r^2 n`` and the update ``h += coef^T WQ``:
-    ``2 (k + r) P n``.  The selective reorthogonalisation of blocks with a
-    small pivot (rare for generic states) is not counted: this is the minimal work.
+    Cholesky-QR ``2 r P n + 4 r^2 n``, the measurement of the new directions'
+    components along the basis ``2 k r n`` and the update ``h += coef^T WQ``:
+    ``2 (k + r) P n``.  The second projection of blocks that fail the
+    measurement (rare for generic states, ``2 k r n``) is not counted.
 
     Parameters
     ----------
@@ -256,7 +257,7 @@ def rnn_projection_flops(n: int, A: int, P: int) -> float:
     """
     ks = np.minimum(np.arange(A, dtype=float) * P, n)
     rs = np.minimum(P, n - ks)
-    per_step = 4 * ks * P * n + 2 * P * P * n + 2 * rs * P * n + 4 * rs * rs * n + 2 * (ks + rs) * P * n
+    per_step = 4 * ks * P * n + 2 * ks * rs * n + 2 * P * P * n + 2 * rs * P * n + 4 * rs * rs * n + 2 * (ks + rs) * P * n
     return float(np.sum(per_step))
 
 
