@@ -96,8 +96,9 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
             nmax = widths[a]
     if n_out > nmax:
         nmax = n_out
-    h = np.empty((P, nmax))
-    phi = np.empty((P, nmax))
+    # flat buffers: the (P, n_a) views of every layer are C-contiguous (BLAS operands)
+    hbuf = np.empty(P * nmax)
+    phibuf = np.empty(P * nmax)
     C = np.empty((P, P))
     L = np.empty((P, P))
     work = np.empty((P, P))
@@ -109,18 +110,30 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
         off = 0
         if static:
             off = widths[0]
+        nprev = 0
         for a in range(A1):
             na = widths[a]
+            h = hbuf[:P * na].reshape((P, na))
             for i in range(P):
                 for j in range(P):
                     C[i, j] = K_in[a, i, j]
             if a > 0:
-                gram(phi, widths[a - 1], g2[a] / widths[a - 1], G)
+                phi = phibuf[:P * nprev].reshape((P, nprev))
+                gemm_gram(phi, G)
+                sc = g2[a] / nprev
                 for i in range(P):
                     for j in range(P):
-                        C[i, j] += G[i, j]
+                        C[i, j] += sc * G[i, j]
             rank = pivoted_cholesky(C, rtol, L, work)
-            correlate_rows(z, off, na, L, rank, h)
+            # h = L[:, :rank] Z_a (one GEMM; Z_a = the layer's rank x n_a normals)
+            if rank > 0:
+                Lr = np.empty((P, rank))
+                for i in range(P):
+                    for k in range(rank):
+                        Lr[i, k] = L[i, k]
+                np.dot(Lr, z[off:off + rank * na].reshape((rank, na)), h)
+            else:
+                h[:, :] = 0.0
             off += P * na
             if static:
                 for i in range(P):
@@ -129,21 +142,23 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
             for i in range(P):
                 for j in range(P):
                     caux_d[r, a, i, j] = C[i, j] + sigma2_static
-            gram(h, na, 1.0 / na, G)
+            gemm_gram(h, G)
             for i in range(P):
                 for j in range(P):
-                    chat_d[r, a, i, j] = G[i, j]
+                    chat_d[r, a, i, j] = G[i, j] / na
             if keep_h:
                 for i in range(P):
                     for k in range(na):
                         H[r, a, i, k] = h[i, k]
-            apply_act(h, na, phi)
+            apply_act(h, na, phibuf[:P * na].reshape((P, na)))
+            nprev = na
         # readout
-        nA = widths[A1 - 1]
-        gram(phi, nA, g2[A1] / nA, G)
+        phi = phibuf[:P * nprev].reshape((P, nprev))
+        gemm_gram(phi, G)
+        sc = g2[A1] / nprev
         for i in range(P):
             for j in range(P):
-                C[i, j] = K_in[A1, i, j] + G[i, j]
+                C[i, j] = K_in[A1, i, j] + sc * G[i, j]
                 caux_d[r, A1, i, j] = C[i, j]
         sample_readout(C, rtol, z, off, n_out, L, work, yo, G, y[r], chat_d[r, A1])
 
