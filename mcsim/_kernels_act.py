@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from mcsim._kernels import (cholesky_lower, correlate_rows, gemm_gram, gram, lower_inverse, pivoted_cholesky,
+from mcsim._kernels import (cholesky_lower, correlate_rows, gemm_gram, lower_inverse, pivoted_cholesky,
                             pivoted_cholesky_abs, sample_readout)
 from mcsim._kernelsets import _bound_names
 
@@ -71,6 +71,11 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
     Normal consumption per realization (flat row of ``Z``):
     ``[xi (n_0, static only)] [layer 0: P x n_0] ... [layer A: P x n_A]
     [readout: P x n_out]``, each layer pattern-block k = 0..P-1 of n_a values.
+
+    Per layer the pattern Grams of ``phi`` and ``h`` (:func:`gemm_gram`) and
+    ``h = L[:, :rank] Z_a`` (``Z_a`` the layer's first ``rank`` n_a-blocks, as
+    a ``(rank, n_a)`` matrix) are BLAS GEMMs on C-contiguous ``(P, n_a)`` views
+    of flat buffers.
 
     Parameters
     ----------
