@@ -304,7 +304,7 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
         for a in range(A1):
             if a > 0:
                 # W phi(h^(a-1)) by conditioning on the revealed W Q
-                # 1. block CGS2 against the basis (GEMMs)
+                # 1. one block classical Gram-Schmidt pass against the basis (GEMMs)
                 gemm_gram(phi, Gphi)
                 for al in range(P):
                     nrm0[al] = math.sqrt(Gphi[al, al])
@@ -362,19 +362,21 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
                     # 3. selective reorthogonalisation: measure V's components along the basis
                     #    (reference CGS2 mode: reproject when a pivot is small, as before)
                     again = False
-                    if k > 0:
-                        Dc = np.dot(Q[:k], Vr.T)  # (k, rnk)
-                        if cgs2:
-                            again = small
-                        else:
-                            for j in range(rnk):
-                                vn = 0.0
-                                for i in range(n):
-                                    vn += V[j, i] * V[j, i]
-                                lim = reorth_tol * math.sqrt(vn)
-                                for t in range(k):
-                                    if not (abs(Dc[t, j]) <= lim):
-                                        again = True
+                    Dc = np.empty((k, rnk))
+                    if k > 0 and cgs2:
+                        again = small
+                        if again:
+                            np.dot(Q[:k], Vr.T, Dc)
+                    elif k > 0:
+                        np.dot(Q[:k], Vr.T, Dc)
+                        for j in range(rnk):
+                            vn = 0.0
+                            for i in range(n):
+                                vn += V[j, i] * V[j, i]
+                            lim = reorth_tol * math.sqrt(vn)
+                            for t in range(k):
+                                if not (abs(Dc[t, j]) <= lim):
+                                    again = True
                     if again:
                         if diagnose:
                             stats[r, 0] += 1.0
