@@ -1,12 +1,13 @@
 """Numba kernels for the finite-width samplers that do not depend on the activation (private).
 
 All kernels are small free functions; callers preallocate every output.
-Reductions over the O(P) pattern axis and the pattern Grams are explicit loops
-with a *fixed* summation order.  The large products of the RNN projection
-(Gram-Schmidt against the revealed basis, the update ``h += coef^T WQ``) are
-BLAS-3 GEMMs (``np.dot`` on contiguous 2-D float64 arrays, which Numba sends
-to SciPy's BLAS); their results are reproducible as long as BLAS runs on one
-thread, which :mod:`mcsim.sampler` enforces around every sampling call.
+Small reductions (P x P factorisations, the readout) are explicit loops with a
+*fixed* summation order.  The large products (Gram-Schmidt of the RNN
+projection against the revealed basis, its update ``h += coef^T WQ``, the
+pattern Grams :func:`gemm_gram` and the DNN's ``h = L Z``) are BLAS-3 GEMMs
+(``np.dot`` on contiguous 2-D float64 arrays, which Numba sends to SciPy's
+BLAS); their results are reproducible as long as BLAS runs on one thread,
+which :mod:`mcsim.sampler` enforces around every sampling call.
 
 Layout conventions
 ------------------

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from mcsim._kernels import (cholesky_lower, correlate_rows, gemm_gram, gram, lower_inverse, pivoted_cholesky,
+from mcsim._kernels import (cholesky_lower, correlate_rows, gemm_gram, lower_inverse, pivoted_cholesky,
                             pivoted_cholesky_abs, sample_readout)
 from mcsim._kernelsets import _bound_names
 
@@ -72,6 +72,11 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
     ``[xi (n_0, static only)] [layer 0: P x n_0] ... [layer A: P x n_A]
     [readout: P x n_out]``, each layer pattern-block k = 0..P-1 of n_a values.
 
+    Per layer the pattern Grams of ``phi`` and ``h`` (:func:`gemm_gram`) and
+    ``h = L[:, :rank] Z_a`` (``Z_a`` the layer's first ``rank`` n_a-blocks, as
+    a ``(rank, n_a)`` matrix) are BLAS GEMMs on C-contiguous ``(P, n_a)`` views
+    of flat buffers.
+
     Parameters
     ----------
     Z : ndarray, float64, shape (R, N)
@@ -96,8 +101,9 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
             nmax = widths[a]
     if n_out > nmax:
         nmax = n_out
-    h = np.empty((P, nmax))
-    phi = np.empty((P, nmax))
+    # flat buffers: the (P, n_a) views of every layer are C-contiguous (BLAS operands)
+    hbuf = np.empty(P * nmax)
+    phibuf = np.empty(P * nmax)
     C = np.empty((P, P))
     L = np.empty((P, P))
     work = np.empty((P, P))
@@ -109,18 +115,30 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
         off = 0
         if static:
             off = widths[0]
+        nprev = 0
         for a in range(A1):
             na = widths[a]
+            h = hbuf[:P * na].reshape((P, na))
             for i in range(P):
                 for j in range(P):
                     C[i, j] = K_in[a, i, j]
             if a > 0:
-                gram(phi, widths[a - 1], g2[a] / widths[a - 1], G)
+                phi = phibuf[:P * nprev].reshape((P, nprev))
+                gemm_gram(phi, G)
+                sc = g2[a] / nprev
                 for i in range(P):
                     for j in range(P):
-                        C[i, j] += G[i, j]
+                        C[i, j] += sc * G[i, j]
             rank = pivoted_cholesky(C, rtol, L, work)
-            correlate_rows(z, off, na, L, rank, h)
+            # h = L[:, :rank] Z_a (one GEMM; Z_a = the layer's rank x n_a normals)
+            if rank > 0:
+                Lr = np.empty((P, rank))
+                for i in range(P):
+                    for k in range(rank):
+                        Lr[i, k] = L[i, k]
+                np.dot(Lr, z[off:off + rank * na].reshape((rank, na)), h)
+            else:
+                h[:, :] = 0.0
             off += P * na
             if static:
                 for i in range(P):
@@ -129,21 +147,23 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
             for i in range(P):
                 for j in range(P):
                     caux_d[r, a, i, j] = C[i, j] + sigma2_static
-            gram(h, na, 1.0 / na, G)
+            gemm_gram(h, G)
             for i in range(P):
                 for j in range(P):
-                    chat_d[r, a, i, j] = G[i, j]
+                    chat_d[r, a, i, j] = G[i, j] / na
             if keep_h:
                 for i in range(P):
                     for k in range(na):
                         H[r, a, i, k] = h[i, k]
-            apply_act(h, na, phi)
+            apply_act(h, na, phibuf[:P * na].reshape((P, na)))
+            nprev = na
         # readout
-        nA = widths[A1 - 1]
-        gram(phi, nA, g2[A1] / nA, G)
+        phi = phibuf[:P * nprev].reshape((P, nprev))
+        gemm_gram(phi, G)
+        sc = g2[A1] / nprev
         for i in range(P):
             for j in range(P):
-                C[i, j] = K_in[A1, i, j] + G[i, j]
+                C[i, j] = K_in[A1, i, j] + sc * G[i, j]
                 caux_d[r, A1, i, j] = C[i, j]
         sample_readout(C, rtol, z, off, n_out, L, work, yo, G, y[r], chat_d[r, A1])
 
@@ -151,14 +171,40 @@ def dnn_projected_block(Z, widths, n_out, g2, K_in, static, sigma2_static,
 # ----------------------------------------------------------------------------
 # RNN, projected (conditional) sampler
 # ----------------------------------------------------------------------------
-#: a new direction whose scaled Cholesky pivot is below this gets a third
-#: projection against the basis (its normalisation amplifies rounding errors)
+#: reference algorithm (``cgs2=True`` of :func:`rnn_projected_block_checked`): a new
+#: direction whose scaled Cholesky pivot is below this gets a third projection
+#: against the basis (its normalisation amplifies rounding errors)
 _REPROJECT_BELOW = 1e-2
+#: selective reorthogonalisation: after one classical Gram-Schmidt pass and the
+#: Cholesky-QR, the new directions ``V`` are projected against the basis again when
+#: some ``|Q_t . V_j| > _REORTH_TOL |V_j|`` (measured with one ``k x r`` GEMM).  One
+#: pass leaves components of order eps |Phi_alpha| / (pivot) plus the basis's own
+#: loss of orthogonality, which a pivot-based (Kahan-Parlett) rule cannot bound when
+#: consecutive states are nearly dependent (it compounds over steps); measuring
+#: bounds every accepted block directly.  Reference CGS2 reaches ~1e-15.
+_REORTH_TOL = 1e-13
 
 
 @_kernel
 def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
                         keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks):
+    """Sample a block of weight-shared RNN realizations by conditioning on W.
+
+    The production entry point: :func:`rnn_projected_block_checked` with the
+    selective reorthogonalisation tolerance ``_REORTH_TOL`` and no
+    diagnostics (see there for the algorithm, the normal consumption and
+    the parameters).
+    """
+    stats = np.empty((1, 2))
+    rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
+                                keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks,
+                                _REORTH_TOL, False, False, stats)
+
+
+@_kernel
+def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol, chol_rtol,
+                                keep_h, keep_phi, y, chat_d, caux_d, H, PHI, ranks,
+                                reorth_tol, cgs2, diagnose, stats):
     """Sample a block of weight-shared RNN realizations by conditioning on W.
 
     The input and bias contributions ``U[a, alpha] = W_in x_alpha^(a) + xi^(a)``
@@ -168,16 +214,19 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     applied to is kept together with ``WQ``.  For the block ``Phi`` (P x n) of
     step a (all GEMMs, BLAS-3):
 
-    1. block classical Gram-Schmidt twice against ``Q``:
-       ``C1 = Q Phi^T``, ``Y = Phi - C1^T Q``, ``C2 = Q Y^T``, ``Y -= C2^T Q``;
-       ``coef = C1 + C2``;
+    1. block classical Gram-Schmidt against ``Q``:
+       ``coef = Q Phi^T``, ``Y = Phi - coef^T Q`` (with ``cgs2``: a second,
+       unconditional pass ``C2 = Q Y^T``, ``Y -= C2^T Q``, ``coef += C2``);
     2. the residual block ``Y`` is factored ``Y = Lu V`` by a pivoted Cholesky
        of its Gram with rows scaled by ``1/|Phi_alpha|``; a residual
        ``<= rtol |Phi_alpha|`` (numerically inside the span) is dropped;
        ``V = Lu_piv^{-1} Y_piv`` (Cholesky-QR);
-    3. if a pivot is small (``< _REPROJECT_BELOW``) ``V`` is projected against
-       ``Q`` once more; a second Cholesky-QR ``V = L2 Q'`` makes the new
-       directions orthonormal to working precision;
+    3. selective reorthogonalisation: ``D = Q V^T`` (one GEMM) measures the
+       new directions' components along the basis; if some
+       ``|D_tj| > reorth_tol |V_j|``, ``V`` is projected against ``Q`` once
+       more (``V -= D^T Q``).  With ``cgs2`` (reference): reprojected instead
+       when a pivot is below ``_REPROJECT_BELOW``.  A second Cholesky-QR
+       ``V = L2 Q'`` makes the new directions orthonormal to working precision;
     4. ``W Q' = sqrt(g^2/n) Z'`` is drawn fresh (W restricted to orthonormal
        directions outside span(Q) is independent of ``W Q``), and
        ``h^(a) = U[a] + coef^T WQ`` (one GEMM over the k + r directions).
@@ -205,6 +254,13 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
         a >= 1 and overwrites the readout entry
     H, PHI : out, shape (R, A+1, P, n) when keep_h / keep_phi
     ranks : out, int64, shape (R,)  (final dimension k of span(Q))
+    reorth_tol : float  (tolerance of step 3; production: ``_REORTH_TOL``;
+        0 always reprojects, inf never)
+    cgs2 : bool  (the reference algorithm: an unconditional second Gram-Schmidt pass in
+        step 1 and the pivot rule of step 3; ``reorth_tol`` is then unused)
+    diagnose : bool  (fill ``stats``; costs an extra ``2 k^2 n`` flops per realization)
+    stats : out, float64, shape (R, 2) when ``diagnose``: number of steps with a
+        step-3 reprojection, and the final loss of orthogonality ``max |Q Q^T - I|``
     """
     R = Z.shape[0]
     A1 = L_in.shape[0]
@@ -240,13 +296,15 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
     for r in range(R):
         z = Z[r]
         k = 0
+        if diagnose:
+            stats[r, 0] = 0.0
         # step 0: h^(0) = U[0]
         correlate_rows(z, 0, n, L_in[0], rank_in, h)
         off = rank_in * n
         for a in range(A1):
             if a > 0:
                 # W phi(h^(a-1)) by conditioning on the revealed W Q
-                # 1. block CGS2 against the basis (GEMMs)
+                # 1. one block classical Gram-Schmidt pass against the basis (GEMMs)
                 gemm_gram(phi, Gphi)
                 for al in range(P):
                     nrm0[al] = math.sqrt(Gphi[al, al])
@@ -255,20 +313,20 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                         res[al, j] = phi[al, j]
                 if k > 0:
                     Qk = Q[:k]
-                    for rep in range(2):
+                    np.dot(Qk, res.T, coef[:k])
+                    np.dot(coef[:k].T, Qk, tmp)
+                    for al in range(P):
+                        for j in range(n):
+                            res[al, j] -= tmp[al, j]
+                    if cgs2:
                         np.dot(Qk, res.T, cn[:k])
                         np.dot(cn[:k].T, Qk, tmp)
                         for al in range(P):
                             for j in range(n):
                                 res[al, j] -= tmp[al, j]
-                        if rep == 0:
-                            for t in range(k):
-                                for al in range(P):
-                                    coef[t, al] = cn[t, al]
-                        else:
-                            for t in range(k):
-                                for al in range(P):
-                                    coef[t, al] += cn[t, al]
+                        for t in range(k):
+                            for al in range(P):
+                                coef[t, al] += cn[t, al]
                 # 2. pivoted Cholesky of the scaled residual Gram: Y = Lu V
                 np.dot(res, res.T, M)
                 for i in range(P):
@@ -301,9 +359,27 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                             Tf[j, piv[i]] = Tp[j, i]
                     Vr = V[:rnk]
                     np.dot(Tf, res, Vr)
-                    # 3. a third projection against the basis if a pivot is small
-                    if small and k > 0:
-                        Dc = np.dot(Q[:k], Vr.T)  # (k, rnk)
+                    # 3. selective reorthogonalisation: measure V's components along the basis
+                    #    (reference CGS2 mode: reproject when a pivot is small, as before)
+                    again = False
+                    Dc = np.empty((k, rnk))
+                    if k > 0 and cgs2:
+                        again = small
+                        if again:
+                            np.dot(Q[:k], Vr.T, Dc)
+                    elif k > 0:
+                        np.dot(Q[:k], Vr.T, Dc)
+                        for j in range(rnk):
+                            vn = 0.0
+                            for i in range(n):
+                                vn += V[j, i] * V[j, i]
+                            lim = reorth_tol * math.sqrt(vn)
+                            for t in range(k):
+                                if not (abs(Dc[t, j]) <= lim):
+                                    again = True
+                    if again:
+                        if diagnose:
+                            stats[r, 0] += 1.0
                         Dt = np.ascontiguousarray(Dc.T)
                         np.dot(Dt, Q[:k], tmp[:rnk])
                         for j in range(rnk):
@@ -361,6 +437,15 @@ def rnn_projected_block(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_in, rtol
                     for j in range(n):
                         PHI[r, a, i, j] = phi[i, j]
         ranks[r] = k
+        if diagnose:
+            Gq = np.dot(Q[:k], Q[:k].T)
+            loss = 0.0
+            for i in range(k):
+                Gq[i, i] -= 1.0
+                for j in range(k):
+                    if abs(Gq[i, j]) > loss:
+                        loss = abs(Gq[i, j])
+            stats[r, 1] = loss
         # readout: independent W_out, rows of y ~ N(0, g2_out/n Phi^T Phi + sigma_out^2 11^T)
         gemm_gram(phi, Gphi)
         for i in range(P):

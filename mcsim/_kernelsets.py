@@ -3,7 +3,8 @@
 :func:`kernel_set` returns the kernels the samplers call for an
 :class:`theory.activations.Activation`: the activation-independent kernels of
 :mod:`mcsim._kernels` (compiled once, disk-cached) and the set's own
-``apply_act``, ``dnn_projected_block`` and ``rnn_projected_block``, compiled
+``apply_act``, ``dnn_projected_block`` and ``rnn_projected_block`` (with its
+diagnostic variant ``rnn_projected_block_checked``), compiled
 from the source of :mod:`mcsim._kernels_act` with the activation bound to the
 global ``phi``.
 
@@ -59,7 +60,7 @@ _TEMPLATE = _HERE / "_kernels_act.py"
 SHARED_KERNELS = ("gram", "cross_gram", "pivoted_cholesky", "correlate_rows", "sample_readout",
                   "add_scaled_vector", "pair_grams")
 """Kernels of :mod:`mcsim._kernels` that every set exposes."""
-OWN_KERNELS = ("apply_act", "dnn_projected_block", "rnn_projected_block")
+OWN_KERNELS = ("apply_act", "dnn_projected_block", "rnn_projected_block", "rnn_projected_block_checked")
 """Kernels compiled per activation from :mod:`mcsim._kernels_act`."""
 
 _HINT = ("activation: a custom activation must be a numba-jittable function of a float64 scalar "
@@ -83,7 +84,7 @@ class KernelSet:
         a writable source directory).
     source : pathlib.Path or None
         The generated source file (disk-cached sets only).
-    apply_act, dnn_projected_block, rnn_projected_block : numba dispatcher
+    apply_act, dnn_projected_block, rnn_projected_block, rnn_projected_block_checked : numba dispatcher
         This set's kernels (see :mod:`mcsim._kernels_act`).
     gram, cross_gram, pivoted_cholesky, correlate_rows, sample_readout, add_scaled_vector, pair_grams
         The shared kernels of :mod:`mcsim._kernels`.

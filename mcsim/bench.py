@@ -179,8 +179,8 @@ def _gemm_sequence_fn(n: int, A: int, P: int):
     """The BLAS calls of one projected RNN realization with the kernel's shapes, on random data.
 
     Per step with basis size ``k`` and ``r`` new directions (as in
-    :func:`mcsim.sampler.rnn_projection_flops`): the four CGS2 GEMMs, the
-    residual Gram, ``V = Tf Y``, the Cholesky-QR Gram and ``T2 V``, the update
+    :func:`mcsim.sampler.rnn_projection_flops`): the two Gram-Schmidt GEMMs, the
+    residual Gram, ``V = Tf Y``, the measurement ``Q V^T``, the Cholesky-QR Gram and ``T2 V``, the update
     ``coef^T WQ`` and the two P x P Grams of the observables.  Its time is the
     time of these flops at the GEMM rates BLAS reaches for these (thin) shapes.
     """
@@ -202,12 +202,13 @@ def _gemm_sequence_fn(n: int, A: int, P: int):
                 k = min(a * P, n)
                 r = min(P, n - k)
                 if k:
-                    for _rep in range(2):
-                        np.dot(Q[:k], Y.T, c2[:k])
-                        np.dot(c2[:k].T, Q[:k], tmp)
+                    np.dot(Q[:k], Y.T, c2[:k])
+                    np.dot(c2[:k].T, Q[:k], tmp)
                 np.dot(Y, Y.T, G)
                 if r:
                     np.dot(T2[:r], Y, V[:r])
+                    if k:
+                        np.dot(Q[:k], V[:r].T)
                     np.dot(V[:r], V[:r].T, G[:r, :r])
                     np.dot(T2[:r, :r], V[:r], tmp[:r])
                 np.dot(cn[: k + r].T, WQ[: k + r], tmp)

@@ -227,6 +227,9 @@ def _deterministic_caux(prior: Prior, seq: np.ndarray) -> np.ndarray:
 # the four constants (minimax) only brought the worst case from 2.0x to 1.8x while
 # flipping ``auto`` at RNN n = 20, A = 15, P = 10 to the slower direct sampler, so
 # they are unchanged.  An idle core is about 2x faster (10 ns per normal).
+# Rechecked 2026-11-25 after the selective reorthogonalisation (RNN, one Gram-Schmidt
+# pass) and the BLAS Grams of the projected DNN (its P x P Grams and h = L Z now
+# count as GEMM flops): projected pred/measured 0.73-1.57 (>= 0.2 ms per realization).
 _NS_PER_NORMAL = 20.0
 """ns per standard normal (Philox + ziggurat; measured 21 ns on the 2-core test machine)."""
 _NS_PER_GEMM_FLOP = 0.06
@@ -251,10 +254,12 @@ def rnn_projection_flops(n: int, A: int, P: int) -> float:
 
     For step a = 1..A with basis size ``k = min((a-1) P, n)`` before the step
     and ``r = min(P, n - k)`` new directions (the generic case; repeated or
-    dependent patterns need fewer): block CGS2 against the basis
-    ``8 k P n``, the scaled residual Gram ``2 P^2 n``, Cholesky-QR
-    ``2 r P n + 4 r^2 n`` and the update ``h += coef^T WQ``: ``2 (k + r) P n``.
-    The optional third projection of ill-conditioned blocks is not counted.
+    dependent patterns need fewer): one block classical Gram-Schmidt pass
+    against the basis ``4 k P n``, the scaled residual Gram ``2 P^2 n``,
+    Cholesky-QR ``2 r P n + 4 r^2 n``, the measurement of the new directions'
+    components along the basis ``2 k r n`` and the update ``h += coef^T WQ``:
+    ``2 (k + r) P n``.  The second projection of blocks that fail the
+    measurement (rare for generic states, ``2 k r n``) is not counted.
 
     Parameters
     ----------
@@ -267,7 +272,7 @@ def rnn_projection_flops(n: int, A: int, P: int) -> float:
     """
     ks = np.minimum(np.arange(A, dtype=float) * P, n)
     rs = np.minimum(P, n - ks)
-    per_step = 8 * ks * P * n + 2 * P * P * n + 2 * rs * P * n + 4 * rs * rs * n + 2 * (ks + rs) * P * n
+    per_step = 4 * ks * P * n + 2 * ks * rs * n + 2 * P * P * n + 2 * rs * P * n + 4 * rs * rs * n + 2 * (ks + rs) * P * n
     return float(np.sum(per_step))
 
 
@@ -293,8 +298,9 @@ def _cost(prior: Prior, seq: np.ndarray, width: int) -> dict:
         draws_d = float(np.sum(prev * widths[1:])) + float(np.sum(widths * n_in * xnz)) + widths[-1] * n_out
         gemm_d = 2 * P * draws_d
         draws_p = P * widths.sum() + P * n_out
-        gemm_p = 0.0
-        loop_p = float(np.sum(widths * (4 * P * P + 4 * P)))
+        # per layer: the pattern Grams of phi and h and h = L Z_a are BLAS GEMMs
+        gemm_p = float(np.sum(widths * 4 * P * P))
+        loop_p = float(np.sum(widths * 4 * P))
     return {
         "direct": draws_d * _NS_PER_NORMAL + gemm_d * _NS_PER_GEMM_FLOP + (A1 + 1) * _NS_PER_LAYER_DIRECT,
         "projected": draws_p * _NS_PER_NORMAL + gemm_p * _NS_PER_GEMM_FLOP + loop_p * _NS_PER_LOOP_FLOP,
