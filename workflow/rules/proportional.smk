@@ -22,6 +22,7 @@ rule hmc_proportional:
     wildcard_constraints:
         exp=exp_regex("proportional"),
     threads: SIM_RES["tasks"]
+    priority: THEORY_PRIORITY - 1  # long HMC jobs: start early (see campaign_priority)
     resources:
         tasks=SIM_RES["tasks"],
         mpi=SIM_RES["mpi"],
