@@ -115,9 +115,9 @@ def experiment_points(name, exp):
             "input_set": input_set,
             "input_seed": inputs["seed"],
             "realizations": int(exp["realizations"]),
-            # depths read out from this simulation (nested readouts: every grid depth)
-            "depths": sorted(int(a) for a in grid["depth"]) if nested else [int(depth)],
         }
+        if exp["kind"] == "mmd":  # depths read out from this simulation (nested readouts: every grid depth)
+            params["depths"] = sorted(int(a) for a in grid["depth"]) if nested else [int(depth)]
         if nested:
             params["prior"] = prior  # theory.readout_kernels of the deepest network in the comparison
         points[point] = {"params": params, "spec": spec, "theory_spec": theory_spec}
