@@ -27,7 +27,7 @@ from theory.adaptation_comparison import (cross_observables, cross_pairs, gp_tes
                                           measured_cross_shifts, posterior_test_error, predicted_cross_shifts,
                                           predicted_error_shift, weighted_mean)
 
-from test_workflow_helpers import family_counts, run_snakemake, write_config
+from test_workflow_helpers import family_counts, run_snakemake, set_keys, small_config, write_config
 
 ALPHA = 1e-3
 
@@ -216,21 +216,11 @@ GENERALISATION = {
 
 
 def _config(which="both", **changes):
+    """Experiments 'ct' and 'gen' (or only ``which``) with ``changes`` ("<exp>__<key>__...", see set_keys)."""
     exps = {"ct": copy.deepcopy(CROSSTIME), "gen": copy.deepcopy(GENERALISATION)}
     if which != "both":
         exps = {which: exps[which]}
-    for path, value in changes.items():
-        name, *keys = path.split("__")
-        node = exps[name]
-        for k in keys[:-1]:
-            node = node[k]
-        if value is None:
-            node.pop(keys[-1])
-        else:
-            node[keys[-1]] = value
-    return {"statistics": "reduced", "store": "results/store",
-            "resources": {"simulation": {"tasks": 1, "mpi": "mpiexec", "mem_mb_per_cpu": 1000}},
-            "plots": {"formats": ["png"], "dpi": 60}, "experiments": exps}
+    return small_config(set_keys(exps, changes))
 
 
 BAD = {

@@ -1,19 +1,23 @@
-"""Helpers shared by the workflow tests (run Snakemake as a subprocess, parse dry runs)
-and a self-test of the dry-run parser."""
+"""Helpers shared by the workflow tests (run Snakemake as a subprocess, parse dry runs, build small
+configs, run a workflow script in-process) and a self-test of the dry-run parser."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 TINY_CONFIG = REPO / "tests" / "data" / "tiny-config.yaml"
+SCRIPTS = REPO / "workflow" / "scripts"
 
 
 def snakemake_env() -> dict:
@@ -95,12 +99,75 @@ def job_stats(output: str) -> dict:
 
 
 def load_tiny_config() -> dict:
+    """The tiny test config (tests/data/tiny-config.yaml): one small experiment of every kind."""
     return yaml.safe_load(TINY_CONFIG.read_text())
 
 
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def small_config(experiments: dict) -> dict:
+    """A whole config running only ``experiments`` (name -> block) at reduced statistics: one MPI task,
+    PNG figures at 60 dpi (the feature-learning workflow tests)."""
+    return {"statistics": "reduced", "store": "results/store",
+            "resources": {"simulation": {"tasks": 1, "mpi": "mpiexec", "mem_mb_per_cpu": 1000}},
+            "plots": {"formats": ["png"], "dpi": 60}, "experiments": experiments}
+
+
+def set_keys(node: dict, changes: dict) -> dict:
+    """Edit a nested dict in place: ``{"task__train": 4}`` sets ``node["task"]["train"] = 4``;
+    the value None deletes the key.  Returns ``node``."""
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        target = node
+        for key in parents:
+            target = target[key]
+        if value is None:
+            target.pop(last)
+        else:
+            target[last] = value
+    return node
+
+
+def scripts_common(monkeypatch):
+    """The workflow scripts' ``_common`` module, imported as the scripts import it (scripts dir on sys.path)."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import _common
+
+    return _common
+
+
+class _Names(SimpleNamespace):
+    """Attribute namespace also indexable by name, like Snakemake's input/output/params lists."""
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+
+def run_script(name: str, monkeypatch, *, input: dict, output: dict, params: dict, log: Path) -> None:
+    """Run ``workflow/scripts/<name>`` in this process with a stand-in ``snakemake`` object.
+
+    ``input``, ``output`` and ``params`` become namespaces (``snakemake.input.sim``, ``snakemake.input["sim"]``);
+    ``log`` is the rule's log file.  The script's changes to sys.path, sys.excepthook and the
+    root logger's handlers are undone afterwards.
+    """
+    smk = SimpleNamespace(scriptdir=str(SCRIPTS), input=_Names(**input), output=_Names(**output),
+                          params=_Names(**params), log=[str(log)])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        runpy.run_path(str(SCRIPTS / name), init_globals={"snakemake": smk})
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)
 
 
 def test_rule_family_and_job_stats_parser():
@@ -118,3 +185,11 @@ def test_dry_run_parser():
         "localrule all:\n    input: b\n"
     )
     assert dry_run_jobs(text) == [("simulate_point", {"exp": "mmd", "point": "arch-dnn_n-8"}), ("all", {})]
+
+
+def test_set_keys_and_small_config():
+    node = {"task": {"train": 3, "kappa": 0.5}, "grid": {"width": [40, 80]}}
+    assert set_keys(node, {"task__train": 4, "task__kappa": None, "grid__depth": [2]}) is node
+    assert node == {"task": {"train": 4}, "grid": {"width": [40, 80], "depth": [2]}}
+    config = small_config({"e": node})
+    assert config["experiments"] == {"e": node} and config["statistics"] == "reduced"

@@ -7,6 +7,10 @@
   agrees, fails when the theory is off or the data cannot resolve the shift;
 * config checks (one-line errors naming the key) and a dry run that plans the
   new jobs;
+* the set-up shared by the three posterior compare scripts (workflow/scripts/_common.py):
+  the theory-cache key accepts list- and dict-valued point parameters, and every
+  script runs on points that carry them (an mmd point's 'depths' list once
+  crashed them with "unhashable type: list");
 * a tiny real workflow run of the kind (slow): table, figure and claims row.
 
 Statistical checks: fixed seeds, family-wise level ALPHA = 1e-3 (Bonferroni).
@@ -14,7 +18,10 @@ Statistical checks: fixed seeds, family-wise level ALPHA = 1e-3 (Bonferroni).
 
 import copy
 import csv
+import importlib
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +33,8 @@ from theory.adaptation_comparison import (alignment_gradient, alignment_shifts, 
                                           measured_shifts, predicted_alignment_shifts, predicted_scaled_shifts,
                                           richardson, scalar_observables, weighted_shift)
 
-from test_workflow_helpers import family_counts, run_snakemake, write_config
+from test_workflow_helpers import (family_counts, run_script, run_snakemake, scripts_common, set_keys, small_config,
+                                   write_config)
 
 ALPHA = 1e-3
 
@@ -153,6 +161,95 @@ def test_no_data_term_gives_no_alignment_shift():
     assert all(abs(r["shift"]) < 1e-12 and -1 <= r["prior_mc"] <= 1 for r in rows)
 
 
+# --------------------------------------------------------------------------- shared set-up of the compare scripts
+KEY_PARAMS = {"arch": "rnn", "depth": 2, "g2": 1.2, "width": 40, "realizations": 4000, "depths": [1, 2],
+              "prior": {"arch": "rnn", "depth": 2, "g2": 1.2}}
+
+
+def test_theory_cache_key_accepts_list_and_dict_params(monkeypatch):
+    key = scripts_common(monkeypatch).theory_cache_key
+    k = key(KEY_PARAMS)
+    hash(k)
+    assert key(copy.deepcopy(KEY_PARAMS)) == k  # equal params, equal keys
+    assert key(dict(reversed(list(KEY_PARAMS.items())))) == k  # whatever the order of the keys
+    assert key({**KEY_PARAMS, "width": 80, "realizations": 10}) == k  # n Delta is width independent
+    different = [{"depths": [1, 3]}, {"depths": [2, 1]}, {"depths": [1, 2, 3]}, {"g2": 1.3}, {"arch": "dnn"},
+                 {"prior": {"arch": "rnn", "depth": 2, "g2": 1.3}}, {"prior": {"arch": "rnn", "depth": 2}},
+                 {"input_set": 1}]
+    keys = [k] + [key({**KEY_PARAMS, **change}) for change in different]
+    assert len(set(keys)) == len(keys), keys  # different params, different keys
+    assert key(KEY_PARAMS, 0.5) == key(copy.deepcopy(KEY_PARAMS), 0.5) != key(KEY_PARAMS, 2.0)
+    assert key(KEY_PARAMS, "xor") != key(KEY_PARAMS, "linear_teacher") != k
+    assert key(KEY_PARAMS, [0.5, {"a": [1]}]) == key(KEY_PARAMS, [0.5, {"a": [1]}])
+    with pytest.raises(TypeError, match=r"params\['bad'\]"):
+        key({**KEY_PARAMS, "bad": {1, 2}})
+    with pytest.raises(TypeError, match="params: must be a dict"):
+        key([("arch", "rnn")])
+
+
+def _list_valued_points(monkeypatch):
+    """Four linear points (dnn, rnn) x (n = 8, 16) whose params carry a 'depths' list and a 'prior' dict.
+
+    The simulation and theory files are stood in for by patching the readers of
+    the scripts' _common (prior samples from mcsim.sample, the mean-field kernel).
+    Returns (points JSON, sim paths, theory paths)."""
+    import mcsim
+    from theory.spec import parse_point_spec
+
+    common = scripts_common(monkeypatch)
+    points, sims, theories = {}, {}, {}
+    for arch in ("dnn", "rnn"):
+        prior = {"arch": arch, "depth": 2, "activation": "linear", "g2": 1.2, "sigma2": 0.2, "g2_in": 1.2,
+                 "bias": "uncorrelated"}
+        for n in (8, 16):
+            spec = parse_point_spec({"prior": prior, "inputs": {"kind": "gaussian", "count": 5, "dim": 2, "seed": 11},
+                                     "width": n, "seed": 1})
+            name = f"arch-{arch}_n-{n}"
+            points[name] = {"arch": arch, "bias": "uncorrelated", "activation": "linear", "width": n, "depth": 2,
+                            "g2": 1.2, "sigma2": 0.2, "g2_in": 1.2, "input_set": 0, "input_seed": 11,
+                            "realizations": 256, "depths": [2], "prior": prior}
+            sims[name] = mcsim.sample(spec.prior, spec.X, n, 256, seed=n,
+                                      observables=("caux_readout", "chat", "chat_diag"))
+            theories[name] = ({"kernel": theory.kernel(spec.prior, spec.X)}, {"spec_json": spec.canonical_json()})
+    monkeypatch.setattr(common, "read_sim", lambda path: (sims[Path(path).stem], {}))
+    monkeypatch.setattr(common, "read_h5", lambda path: theories[Path(path).stem])
+    return (json.dumps(points, sort_keys=True), [f"sim/{p}.h5" for p in points],
+            [f"theory/{p}.h5" for p in points])
+
+
+# script -> (theory evaluations: one per curve (arch) and gamma_0 or task, rows of the main table)
+POSTERIOR_SCRIPTS = {"compare_posterior.py": (2, 4 * 3), "compare_posterior_crosstime.py": (2 * 2, 4 * 2),
+                     "compare_posterior_generalisation.py": (2 * 2, 4 * 2)}
+
+
+@pytest.mark.parametrize("script", sorted(POSTERIOR_SCRIPTS))
+def test_compare_scripts_run_on_list_valued_point_params(script, monkeypatch, tmp_path):
+    """Each posterior compare script runs on points whose params hold a list and a dict, evaluates the
+    width-independent theory once per curve (and gamma_0 / task), and writes its full table."""
+    module = importlib.import_module("theory.adaptation")  # the attribute theory.adaptation is the function
+    points, sim, theory_files = _list_valued_points(monkeypatch)
+    adaptation, calls = module.adaptation, []
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("gamma0"))
+        return adaptation(*args, **kwargs)
+
+    monkeypatch.setattr(module, "adaptation", counting)
+    task = {"kind": "linear_teacher", "kinds": ["linear_teacher", "xor"], "train": 3, "kappa": 1.0, "seed": 7,
+            "gamma0": 1.0, "gamma0s": [0.5, 2.0], "hidden_layer": 1, "min_ess": 5, "theory_seed": 0}
+    out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in
+           (("table", "csv"), ("meta", "json"), ("layers", "csv"), ("layers_meta", "json"))}
+    run_script(script, monkeypatch, input={"sim": sim, "theory": theory_files}, output=out,
+               params={"points": points, "experiment": json.dumps({"name": "t", "task": task})},
+               log=tmp_path / "compare.log")
+    evaluations, n_rows = POSTERIOR_SCRIPTS[script]
+    assert len(calls) == evaluations, calls
+    with open(out["table"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == n_rows and {r["point"] for r in rows} == {"arch-dnn_n-8", "arch-dnn_n-16", "arch-rnn_n-8",
+                                                                   "arch-rnn_n-16"}
+
+
 # --------------------------------------------------------------------------- claim 9
 def _posterior_rows(theory_of, widths=(50, 100, 200), se=0.01, d=-2.0):
     """Synthetic posterior-table rows: MC n Delta = c + d / n (exact), theory = theory_of(c)."""
@@ -210,19 +307,8 @@ POSTERIOR_EXPERIMENT = {
 
 
 def _config(**changes):
-    exp = copy.deepcopy(POSTERIOR_EXPERIMENT)
-    for path, value in changes.items():
-        node = exp
-        keys = path.split("__")
-        for k in keys[:-1]:
-            node = node[k]
-        if value is None:
-            node.pop(keys[-1])
-        else:
-            node[keys[-1]] = value
-    return {"statistics": "reduced", "store": "results/store",
-            "resources": {"simulation": {"tasks": 1, "mpi": "mpiexec", "mem_mb_per_cpu": 1000}},
-            "plots": {"formats": ["png"], "dpi": 60}, "experiments": {"post": exp}}
+    """The tiny posterior experiment 'post' with ``changes`` (see set_keys) as a whole config."""
+    return small_config({"post": set_keys(copy.deepcopy(POSTERIOR_EXPERIMENT), changes)})
 
 
 BAD = {

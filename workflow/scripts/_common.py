@@ -12,6 +12,7 @@ import logging
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -235,6 +236,145 @@ def iter_compared_points(smk, points: dict):
         theory, _ = read_h5(theory_path)
         ok = valid_realizations(data)
         yield point, data, theory, ok, point_row(point, points[point], ok.sum(), (~ok).sum())
+
+
+def theory_cache_key(params: dict, *extra, exclude=("width", "realizations")) -> tuple:
+    """Hashable key of a width-independent theory result: the point parameters without ``exclude``.
+
+    The posterior comparisons evaluate the first-order theory once per curve
+    (n Delta does not depend on the width) and look it up by this key.  Values
+    may be lists or dicts (e.g. an mmd point's ``depths``, a nested point's
+    ``prior``): they are converted recursively to tuples / frozensets, so equal
+    parameters give equal keys and different parameters different keys.
+
+    Parameters
+    ----------
+    params : dict of str -> scalar, list or dict
+        Point parameters (one value of the rule's ``params.points`` JSON).
+    *extra : hashable or list/dict
+        Further key components (e.g. gamma_0 or the task kind).
+    exclude : tuple of str
+        Parameters the theory does not depend on (default: width, realizations).
+
+    Returns
+    -------
+    tuple
+        ``(((name, value), ...), extra)``: the kept parameters sorted by name, then the extra components.
+
+    Raises
+    ------
+    TypeError
+        If a value cannot be made hashable (naming the parameter).
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"params: must be a dict of point parameters, got {type(params).__name__}")
+    kept = []
+    for name in sorted(params):
+        if name not in exclude:
+            kept.append((name, _frozen(params[name], f"params[{name!r}]")))
+    return tuple(kept), tuple(_frozen(v, f"extra[{i}]") for i, v in enumerate(extra))
+
+
+def _frozen(value, where: str):
+    """Recursively hashable copy of a JSON-like value (dict -> frozenset of items, list/array -> tuple)."""
+    if isinstance(value, dict):
+        return frozenset((k, _frozen(v, f"{where}[{k!r}]")) for k, v in value.items())
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"{where}: cannot key a theory cache on a {type(value).__name__} value") from None
+    return value
+
+
+class PosteriorPoint(NamedTuple):
+    """One point of a posterior comparison (see :func:`iter_posterior_points`).
+
+    Attributes
+    ----------
+    name : str
+        Point name (file stem).
+    params : dict
+        Point parameters (the rule's ``params.points`` entry).
+    data : dict of str -> ndarray
+        Datasets of the simulation file (prior realizations; :func:`read_sim`).
+    mean_field : dict of str -> ndarray
+        Datasets of the theory file (e.g. ``kernel``, shape (A+2, A+2, P, P) or (A+2, P, P)).
+    spec : theory.spec.PointSpec
+        The theory file's parsed point spec (``spec.prior``, inputs ``spec.X`` of shape (P, n_in)).
+    targets : dict of str -> ndarray of float64, shape (P,)
+        Task kind -> targets on all patterns (``theory.adaptation_comparison.make_targets``).
+    """
+
+    name: str
+    params: dict
+    data: dict
+    mean_field: dict
+    spec: object
+    targets: dict
+
+
+def start_posterior_compare(smk):
+    """Common start of a posterior compare script: log, experiment, task, training indices.
+
+    Parameters
+    ----------
+    smk : snakemake.script.Snakemake
+        The script object (``smk.params.experiment`` holds the experiment JSON with its ``task``).
+
+    Returns
+    -------
+    log : logging.Logger
+    experiment : dict
+    task : dict
+        ``experiment["task"]``.
+    train : ndarray of int, shape (task["train"],)
+        Indices of the training patterns (the first ``task["train"]``).
+    """
+    log = setup_logging(smk)
+    experiment = json.loads(smk.params.experiment)
+    task = experiment["task"]
+    return log, experiment, task, np.arange(task["train"])
+
+
+def iter_posterior_points(smk, task: dict, kinds):
+    """Load each (simulation, theory) point of a posterior compare rule, in input order.
+
+    Parameters
+    ----------
+    smk : snakemake.script.Snakemake
+        The script object: ``smk.input.sim`` and ``smk.input.theory`` (HDF5
+        paths matched by position) and ``smk.params.points`` (point JSON).
+    task : dict
+        The experiment's task (``seed`` of the targets).
+    kinds : sequence of str
+        Task kinds whose targets each record carries.
+
+    Yields
+    ------
+    PosteriorPoint
+
+    Raises
+    ------
+    ValueError
+        If a simulation and a theory file are not the same point.
+    """
+    from theory.adaptation_comparison import make_targets
+    from theory.spec import parse_point_spec
+
+    points = json.loads(smk.params.points)
+    for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
+        name = point_name(sim_path, theory_path)
+        data, _ = read_sim(sim_path)
+        mean_field, attrs = read_h5(theory_path)
+        spec = parse_point_spec(json.loads(attrs["spec_json"]))
+        targets = {kind: make_targets(spec.X, kind, task["seed"]) for kind in kinds}
+        yield PosteriorPoint(name, points[name], data, mean_field, spec, targets)
 
 
 def start_plot(smk, table: str = "table"):

@@ -11,26 +11,20 @@ scaling) and posterior_layers.csv (adaptation per layer).  Numerics in
 theory.adaptation_comparison; this script only reads, calls, writes.
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import (package_versions, point_columns, point_name, point_row, read_h5, read_sim,  # noqa: E402
-                     setup_logging, write_table, z_score)
+from _common import (iter_posterior_points, package_versions, point_columns, point_row,  # noqa: E402
+                     start_posterior_compare, theory_cache_key, write_table, z_score)
 from theory.adaptation import adaptation  # noqa: E402
-from theory.adaptation_comparison import (alignment_shifts, make_targets, measured_shifts,  # noqa: E402
-                                          predicted_alignment_shifts, predicted_scaled_shifts)
-from theory.spec import parse_point_spec  # noqa: E402
+from theory.adaptation_comparison import (alignment_shifts, measured_shifts, predicted_alignment_shifts,  # noqa: E402
+                                          predicted_scaled_shifts)
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-points = json.loads(smk.params.points)
-experiment = json.loads(smk.params.experiment)
-task = experiment["task"]
-train = np.arange(task["train"])
+log, experiment, task, train = start_posterior_compare(smk)
 
 common = {
     "ess": "importance-sampling effective sample size",
@@ -65,16 +59,11 @@ layer_columns = {
 }
 rows, layer_rows = [], []
 adapt_cache = {}
-for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
-    point = point_name(sim_path, theory_path)
-    data, _ = read_sim(sim_path)
-    mean_field, attrs = read_h5(theory_path)
-    spec = parse_point_spec(json.loads(attrs["spec_json"]))
-    y = make_targets(spec.X, task["kind"], task["seed"])
-    params = points[point]
+for point, params, data, mean_field, spec, targets in iter_posterior_points(smk, task, [task["kind"]]):
+    y = targets[task["kind"]]
     shifts, diag = measured_shifts(data, y, train, task["kappa"], task["gamma0"], task["hidden_layer"],
                                    task["min_ess"])
-    key = tuple(v for k, v in sorted(params.items()) if k not in ("width", "realizations"))
+    key = theory_cache_key(params)
     if key not in adapt_cache:  # n Delta is width independent: one theory evaluation per curve
         adapt_cache[key] = adaptation(spec.prior, spec.X, y, train, task["kappa"], 1.0, gamma0=task["gamma0"],
                                       seed=task["theory_seed"])

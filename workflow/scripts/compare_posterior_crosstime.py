@@ -10,26 +10,19 @@ cross-layer.  Numerics in theory.adaptation_comparison; this script only reads,
 calls, writes.
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import (package_versions, point_columns, point_name, point_row, read_h5, read_sim,  # noqa: E402
-                     setup_logging, write_table, z_score)
+from _common import (iter_posterior_points, package_versions, point_columns, point_row,  # noqa: E402
+                     start_posterior_compare, theory_cache_key, write_table, z_score)
 from theory.adaptation import adaptation  # noqa: E402
-from theory.adaptation_comparison import (cross_pairs, make_targets, measured_cross_shifts,  # noqa: E402
-                                          predicted_cross_shifts)
-from theory.spec import parse_point_spec  # noqa: E402
+from theory.adaptation_comparison import cross_pairs, measured_cross_shifts, predicted_cross_shifts  # noqa: E402
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-points = json.loads(smk.params.points)
-experiment = json.loads(smk.params.experiment)
-task = experiment["task"]
-train = np.arange(task["train"])
+log, experiment, task, train = start_posterior_compare(smk)
 
 columns = {
     **point_columns(),
@@ -51,13 +44,8 @@ columns = {
 }
 rows = []
 adapt_cache = {}
-for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
-    point = point_name(sim_path, theory_path)
-    data, _ = read_sim(sim_path)
-    mean_field, attrs = read_h5(theory_path)
-    spec = parse_point_spec(json.loads(attrs["spec_json"]))
-    y = make_targets(spec.X, task["kind"], task["seed"])
-    params = points[point]
+for point, params, data, mean_field, spec, targets in iter_posterior_points(smk, task, [task["kind"]]):
+    y = targets[task["kind"]]
     pairs = cross_pairs(params["depth"])
     n = params["width"]
     kbar = np.asarray(mean_field["kernel"], float)
@@ -65,7 +53,7 @@ for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
     D = np.ix_(train, train)
     for res in measured_cross_shifts(data, y, train, task["kappa"], task["gamma0s"], pairs, task["min_ess"]):
         g0 = res["gamma0"]
-        key = tuple(v for k, v in sorted(params.items()) if k not in ("width", "realizations")) + (g0,)
+        key = theory_cache_key(params, g0)
         if key not in adapt_cache:  # n Delta is width independent: one theory evaluation per (curve, gamma_0)
             adapt_cache[key] = adaptation(spec.prior, spec.X, y, train, task["kappa"], 1.0, gamma0=g0,
                                           seed=task["theory_seed"])

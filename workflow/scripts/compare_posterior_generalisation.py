@@ -9,26 +9,19 @@ n (err_post - err_GP) (theory.adaptation at width 1, once per curve).
 Numerics in theory.adaptation_comparison; this script only reads, calls, writes.
 """
 
-import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import (package_versions, point_columns, point_name, point_row, read_h5, read_sim,  # noqa: E402
-                     setup_logging, write_table, z_score)
+from _common import (iter_posterior_points, package_versions, point_columns, point_row,  # noqa: E402
+                     start_posterior_compare, theory_cache_key, write_table, z_score)
 from theory.adaptation import adaptation  # noqa: E402
-from theory.adaptation_comparison import (gp_test_error, make_targets, posterior_test_error,  # noqa: E402
-                                          predicted_error_shift)
-from theory.spec import parse_point_spec  # noqa: E402
+from theory.adaptation_comparison import gp_test_error, posterior_test_error, predicted_error_shift  # noqa: E402
 
 smk = snakemake  # noqa: F821
-log = setup_logging(smk)
-points = json.loads(smk.params.points)
-experiment = json.loads(smk.params.experiment)
-task = experiment["task"]
-train = np.arange(task["train"])
+log, experiment, task, train = start_posterior_compare(smk)
 gamma0, kappa = task["gamma0"], task["kappa"]
 
 columns = {
@@ -52,17 +45,11 @@ columns = {
 }
 rows = []
 adapt_cache = {}
-for sim_path, theory_path in zip(smk.input.sim, smk.input.theory):
-    point = point_name(sim_path, theory_path)
-    data, _ = read_sim(sim_path)
-    mean_field, attrs = read_h5(theory_path)
-    spec = parse_point_spec(json.loads(attrs["spec_json"]))
-    params = points[point]
+for point, params, data, mean_field, spec, targets in iter_posterior_points(smk, task, task["kinds"]):
     n = params["width"]
     A1 = params["depth"] + 1
-    for kind in task["kinds"]:
-        y = make_targets(spec.X, kind, task["seed"])
-        key = tuple(v for k, v in sorted(params.items()) if k not in ("width", "realizations")) + (kind,)
+    for kind, y in targets.items():
+        key = theory_cache_key(params, kind)
         if key not in adapt_cache:  # width independent: one theory evaluation per (curve, task)
             adapt_cache[key] = adaptation(spec.prior, spec.X, y, train, kappa, 1.0, gamma0=gamma0,
                                           seed=task["theory_seed"])
