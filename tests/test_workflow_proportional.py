@@ -1,12 +1,14 @@
-"""Kind `proportional` (issue 11, item 4.5): claim 12 on synthetic tables, config checks, dry run.
+"""Kind `proportional` (issue 11, item 4.5): claim 12 on synthetic tables, config checks, dry run, the figure.
 
 The HMC-vs-theory statistics themselves are tested in tests/test_proportional_hmc.py;
 the real workflow run of the default config produces results/fl_proportional/.
 """
 
 import copy
+import csv
+import json
 
-from test_workflow_helpers import REPO, load_tiny_config, run_snakemake, write_config
+from test_workflow_helpers import load_tiny_config, run_script, run_snakemake, scripts_common, write_config
 from theory.claims import CLAIMS_BY_ID, claim_proportional_kernels
 
 BLOCK = {"kind": "proportional", "title": "t",
@@ -78,3 +80,32 @@ def test_dry_run_plans_hmc_compare_plot_and_claims(tmp_path):
                  "results/prop/tables/proportional.csv", "results/figures/prop.", "results/claims.csv"):
         assert text in proc.stdout, text
     assert not (tmp_path / "results").exists()
+
+
+def test_figure_draws_points_not_lines_between_data_sets(monkeypatch, tmp_path):
+    """Every (alpha, n) point has its own data set: HMC and both theories are markers without connecting
+    lines (only the NNGP constant is a line), one panel per layer with the axes named."""
+    rows = _rows()
+    table = tmp_path / "proportional.csv"
+    with open(table, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    figures = []
+    common = scripts_common(monkeypatch)
+    monkeypatch.setattr(common, "finish_figure", lambda fig, smk, log, title: figures.append((fig, title)))
+    experiment = {"name": "e", "title": "t", "kind": "proportional",
+                  "proportional": {"depth": 1, "g2": 1.0, "kappa": 0.05, "gamma0": 1.0}}
+    run_script("plot_proportional.py", monkeypatch, input={"table": str(table)}, output={"figures": []},
+               params={"experiment": json.dumps(experiment), "dpi": 60}, log=tmp_path / "plot.log")
+    (fig, title), = figures
+    assert len(fig.axes) == 2 and "kappa = 0.05" in title
+    for ax in fig.axes:
+        nngp = [line for line in ax.get_lines() if line.get_label().startswith("NNGP")]
+        assert len(nngp) == 1 and set(nngp[0].get_ydata()) == {1.0}  # the one line: a constant
+        for line in ax.get_lines():  # the data: HMC points (and their error-bar caps), both theories
+            if line not in nngp:
+                assert line.get_linestyle() == "None" and line.get_marker() not in (None, "None", ""), line
+        _, labels = ax.get_legend_handles_labels()
+        assert len(labels) == 3 * 2 + 1, labels  # (HMC, posterior_kernels, MAP) x widths, NNGP
+        assert "P/n" in ax.get_xlabel() and "NNGP = 1" in ax.get_ylabel()
