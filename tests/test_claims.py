@@ -41,10 +41,11 @@ def _kernel_rows(*, rnn_diag_shift=0.0, dnn_cross_shift=0.0, relu_cross=0.5, erf
 
 def test_claims_declared_once_with_unique_ids():
     ids = [c.id for c in C.CLAIMS]
-    assert ids == ["1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6", "7", "8", "9", "10", "11", "12"]
+    assert ids == ["1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6", "7", "8", "9", "9b", "10", "11", "12"]
     assert all(c.text and c.statistic and c.criterion for c in C.CLAIMS)
-    # issue 9's 8 claims and issue 11's claims 9-11
-    assert {int(i.rstrip("ab")) for i in ids[:15]} == set(range(1, 12))
+    # issue 9's 8 claims and issue 11's claims 9-12
+    assert {int(i.rstrip("ab")) for i in ids} == set(range(1, 13))
+    assert C.CLAIMS_BY_ID["9b"].kind == "posterior_alignment"
 
 
 def test_critical_values():
@@ -331,3 +332,58 @@ def test_agreement_claims_state_their_resolution():
     assert C._kernel_scale(rows, cross) == pytest.approx(np.full(len(cross), math.sqrt(1.3)))
     res = C.claim_input_propagation(_input_rows(lambda lr, a: lr))
     assert res.passed and "linear response" in res.reason
+
+
+# --------------------------------------------------------------------------- claim 9b (posterior_layers tables)
+ALIGNMENT_SHIFT = {1: 0.02, 2: 0.05, 3: 0.12}
+"""n Delta[CKA^(a)] per layer a of the synthetic tables (A = 2: hidden layers 1, 2 and the readout 3)."""
+
+
+def _alignment_rows(theory_of=lambda a, c: c, widths=(50, 100, 200), se=0.002, d=-1.0):
+    """Synthetic posterior_layers rows: MC n Delta[CKA^(a)] = c_a + d / n (exact), theory = theory_of(a, c_a)."""
+    rows = []
+    for arch in ("dnn", "rnn"):
+        for a, c in ALIGNMENT_SHIFT.items():
+            for n in widths:
+                rows.append({"experiment": "fl", "arch": arch, "bias": "uncorrelated", "activation": "relu",
+                             "depth": 2, "g2": 1.2, "sigma2": 0.2, "input_set": 0, "a": a, "width": n,
+                             "prior_mf": 0.5, "prior_mc": 0.5, "n_shift": c + d / n, "n_shift_se": se,
+                             "theory": theory_of(a, c), "theory_se": 0.0})
+    return rows
+
+
+def test_alignment_claim_passes_when_the_extrapolation_agrees():
+    res = C.claim_alignment_shift(_alignment_rows())
+    assert res.passed, res.reason
+    # Richardson removes d / n exactly: deviation 0, SE of (2 x n2 - x n1) / (n2 - n1) with n1 = n2 / 2
+    assert res.value == pytest.approx(0.0, abs=1e-12) and res.se == pytest.approx(math.sqrt(5) * 0.002)
+
+
+def test_alignment_claim_rejects_a_wrong_theory():
+    """Theory off at one layer only: the layers are separate groups, and the worst one is named."""
+    res = C.claim_alignment_shift(_alignment_rows(lambda a, c: 1.5 * c if a == 2 else c))
+    assert res.status == "fail" and "|z|" in res.reason and "layer a=2" in res.reason, res.reason
+    assert res.value == pytest.approx(-0.025)
+    # a sign error of the theory at every layer
+    assert C.claim_alignment_shift(_alignment_rows(lambda a, c: -c)).status == "fail"
+    # a large 1/n correction (5 / 200 = 12.5 SE at the largest width) is extrapolated away, not held against
+    # a right theory
+    assert C.claim_alignment_shift(_alignment_rows(d=-5.0)).passed
+
+
+def test_alignment_claim_unresolved_when_the_shift_is_within_the_noise():
+    res = C.claim_alignment_shift(_alignment_rows(se=0.02))  # |theory| / SE <= 0.12 / (sqrt(5) 0.02) = 2.7
+    assert res.status == "fail" and "unresolved" in res.reason, res.reason
+
+
+def test_alignment_claim_needs_two_widths():
+    res = C.claim_alignment_shift(_alignment_rows(widths=(100,)))
+    assert res.status == "not evaluated" and "posterior_layers" in res.reason
+
+
+def test_alignment_claim_is_evaluated_with_the_others():
+    results = C.evaluate_claims({"posterior_alignment": [("fl", _alignment_rows())]})
+    by_id = {r.id: r for r in results}
+    assert [r.id for r in results] == [c.id for c in C.CLAIMS]
+    assert by_id["9b"].passed and by_id["9b"].experiments == ["fl"]
+    assert by_id["9"].status == "not evaluated"

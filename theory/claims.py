@@ -110,6 +110,12 @@ CLAIMS = (
           "at the group of largest |z| (groups: arch, bias, activation, depth, observable)",
           f"max |z| < z crit, two-sided, Bonferroni over groups, alpha = {ALPHA:g}; and the data resolve the "
           f"adaptation: |theory| / SE > z crit (one-sided, alpha = {ALPHA:g}) in at least one group"),
+    Claim("9b", "Feature learning: the per-layer kernel-target alignment CKA(C^(a), yy^T) shifts as the "
+          "first-order adaptation theory predicts (issue 11)", "posterior_alignment",
+          "Richardson extrapolation (n1 n Delta[CKA^(a)](n1) vs n2 n Delta[CKA^(a)](n2), two largest widths) minus "
+          "theory, at the group of largest |z| (groups: arch, bias, activation, depth, layer a)",
+          f"max |z| < z crit, two-sided, Bonferroni over groups, alpha = {ALPHA:g}; and the data resolve the "
+          f"alignment shift: |theory| / SE > z crit (one-sided, alpha = {ALPHA:g}) in at least one group"),
     Claim("10", "Feature learning: the posterior shift of the cross-time (RNN) / cross-layer (DNN) kernels "
           "Chat^(a,b), a != b, follows the first-order adaptation theory across the output scale gamma_0 "
           "(issue 11, 4.3)", "posterior_crosstime",
@@ -790,6 +796,29 @@ def claim_adaptation_converges(rows) -> ClaimResult:
     return _extrapolated_agreement("9", groups, "n_shift", "n_shift_se", describe)
 
 
+ALIGNMENT_GROUP = ("experiment", "arch", "bias", "activation", "depth", "g2", "sigma2", "input_set", "a")
+"""Claim 9b: rows equal in these columns form one group (a curve n Delta[CKA^(a)] vs n)."""
+
+
+def claim_alignment_shift(rows) -> ClaimResult:
+    """Claim 9b: the 1/n-extrapolated MC n Delta[CKA^(a)] agrees with the first-order theory for every layer a.
+
+    Rows of ``posterior_alignment`` tables (the ``posterior_layers`` table of a
+    ``posterior`` experiment: columns ``a``, ``n_shift``, ``n_shift_se``,
+    ``theory``, ``theory_se``, ``width``); per group (:data:`ALIGNMENT_GROUP`)
+    the two largest widths are extrapolated (:func:`_extrapolated_agreement`).
+    """
+    groups = _groups_by(rows, ALIGNMENT_GROUP)
+    if not groups:
+        return _missing("9b", "posterior_layers table with >= 2 widths per group")
+
+    def describe(key):
+        k = dict(zip(ALIGNMENT_GROUP, key))
+        return f"{k['experiment']} {k['arch']} {k['bias']} {k['activation']} A={k['depth']} layer a={k['a']}"
+
+    return _extrapolated_agreement("9b", groups, "n_shift", "n_shift_se", describe)
+
+
 # --------------------------------------------------------------------------- claims 10, 11 (feature-learning figures)
 
 CROSSTIME_GROUP = ("experiment", "arch", "bias", "activation", "depth", "g2", "sigma2", "input_set", "a", "b",
@@ -952,8 +981,11 @@ def evaluate_claims(tables: dict) -> list[ClaimResult]:
     tables : dict
         ``kind -> list of (experiment name, rows)``; kinds ``kernel``, ``mmd``
         (the *summary* table rows), ``fluctuations``, ``input_propagation``,
-        ``instability``.  Rows of all experiments of a kind are pooled, with an
-        ``experiment`` key added.
+        ``instability``, ``posterior``, ``posterior_alignment`` (the
+        ``posterior_layers`` table of a ``posterior`` experiment),
+        ``posterior_crosstime``, ``posterior_generalisation``, ``proportional``
+        (the kinds of :data:`CLAIMS`).  Rows of all experiments of a kind are
+        pooled, with an ``experiment`` key added.
 
     Returns
     -------
@@ -995,6 +1027,7 @@ def evaluate_claims(tables: dict) -> list[ClaimResult]:
         claim_input_propagation(pooled("input_propagation")),
         claim_instability_suppressed(pooled("instability")),
         claim_adaptation_converges(pooled("posterior")),
+        claim_alignment_shift(pooled("posterior_alignment")),
         claim_crosstime_adaptation(pooled("posterior_crosstime")),
         claim_generalisation_shift(pooled("posterior_generalisation")),
         claim_proportional_kernels(pooled("proportional")),

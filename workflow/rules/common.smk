@@ -205,7 +205,12 @@ def all_targets():
 
 
 def claim_tables():
-    """[(experiment, kind, table path)] read by the claims rule (the MMD *summary* table for kind mmd)."""
+    """[(experiment, table kind, table path)] read by the claims rule.
+
+    The table kind is the experiment kind (theory.claims.Claim.kind), except: the MMD
+    *summary* table for kind mmd, and a posterior experiment's per-layer alignment table
+    (posterior_layers.csv) as the second kind ``posterior_alignment`` (claim 9b).
+    """
     out = []
     for name, exp in EXPERIMENTS.items():
         kind = exp["kind"]
@@ -213,6 +218,8 @@ def claim_tables():
             out.append((name, kind, f"results/{name}/tables/mmd_summary.csv"))
         elif kind in SIM_KINDS or kind == "proportional":
             out.append((name, kind, table_path(name)))
+        if kind == "posterior":
+            out.append((name, "posterior_alignment", f"results/{name}/tables/posterior_layers.csv"))
     return out
 
 

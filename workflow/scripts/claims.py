@@ -16,9 +16,10 @@ smk = snakemake  # noqa: F821
 log = setup_logging(smk)
 experiments = json.loads(smk.params.experiments)  # [[name, kind], ...] aligned with smk.input.tables
 
-tables = {}
+tables, kinds_read = {}, {}  # kinds_read: experiment -> table kinds read (a posterior experiment has two)
 for (name, kind), path in zip(experiments, smk.input.tables):
     tables.setdefault(kind, []).append((name, read_table(path)))
+    kinds_read.setdefault(name, []).append(kind)
 results = evaluate_claims(tables)
 rows = claim_rows(results)
 for r in rows:
@@ -26,5 +27,5 @@ for r in rows:
 
 write_table(smk.output.table, smk.output.meta, rows, CLAIM_COLUMNS,
             "The paper's quantitative claims evaluated on this run (theory.claims; issue 9)",
-            {"kind": "claims", "statistics": smk.params.statistics, "experiments": dict(experiments)},
+            {"kind": "claims", "statistics": smk.params.statistics, "experiments": kinds_read},
             {"versions": package_versions(), "alpha": ALPHA})
