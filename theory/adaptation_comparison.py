@@ -81,6 +81,40 @@ def unit_direction(y, idx) -> np.ndarray:
     return v / norm
 
 
+def _weighted_mean_terms(log_weights, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked inputs, self-normalised weights and weighted mean of :func:`weighted_shift` / :func:`weighted_mean`.
+
+    Parameters
+    ----------
+    log_weights : array_like of float64, shape (R,)
+        Log importance weights (finite), R >= 2.
+    values : array_like of float64, shape (R, ...)
+
+    Returns
+    -------
+    O : ndarray of float64, shape (R, ...)
+        ``values`` as an array.
+    wt : ndarray of float64, shape (R,) + (1,) * (O.ndim - 1)
+        ``w_r / sum w``, broadcastable against ``O``.
+    post : ndarray of float64, shape values.shape[1:]
+        ``sum_r wt_r O_r``.
+
+    Raises
+    ------
+    ValueError
+        Shapes do not match, R < 2, or a log weight is not finite.
+    """
+    lw = np.asarray(log_weights, dtype=float)
+    O = np.asarray(values, dtype=float)
+    if lw.ndim != 1 or O.shape[:1] != lw.shape or lw.size < 2:
+        raise ValueError(f"values: need shape (R, ...) with R = {lw.shape} log weights, R >= 2; got {O.shape}")
+    if not np.all(np.isfinite(lw)):
+        raise ValueError("log_weights: must be finite (drop overflowed realizations first)")
+    wt = np.exp(lw - lw.max())
+    wt = (wt / wt.sum()).reshape((lw.size,) + (1,) * (O.ndim - 1))
+    return O, wt, (wt * O).sum(axis=0)
+
+
 def weighted_shift(log_weights, values) -> tuple[np.ndarray, np.ndarray]:
     """Importance-weighted minus unweighted mean of the same realizations, with its delta-method SE.
 
@@ -95,19 +129,10 @@ def weighted_shift(log_weights, values) -> tuple[np.ndarray, np.ndarray]:
     -------
     shift, se : ndarray of float64, shape values.shape[1:]
     """
-    lw = np.asarray(log_weights, dtype=float)
-    O = np.asarray(values, dtype=float)
-    if lw.ndim != 1 or O.shape[:1] != lw.shape or lw.size < 2:
-        raise ValueError(f"values: need shape (R, ...) with R = {lw.shape} log weights, R >= 2; got {O.shape}")
-    if not np.all(np.isfinite(lw)):
-        raise ValueError("log_weights: must be finite (drop overflowed realizations first)")
-    R = lw.size
-    wt = np.exp(lw - lw.max())
-    wt /= wt.sum()
-    wb = wt.reshape((R,) + (1,) * (O.ndim - 1))
-    post = (wb * O).sum(axis=0)
+    O, wt, post = _weighted_mean_terms(log_weights, values)
+    R = O.shape[0]
     prior = O.mean(axis=0)
-    psi = R * wb * (O - post) - (O - prior)
+    psi = R * wt * (O - post) - (O - prior)
     return post - prior, psi.std(axis=0, ddof=1) / math.sqrt(R)
 
 
@@ -127,16 +152,8 @@ def weighted_mean(log_weights, values) -> tuple[np.ndarray, np.ndarray]:
     -------
     mean, se : ndarray of float64, shape values.shape[1:]
     """
-    lw = np.asarray(log_weights, dtype=float)
-    O = np.asarray(values, dtype=float)
-    if lw.ndim != 1 or O.shape[:1] != lw.shape or lw.size < 2:
-        raise ValueError(f"values: need shape (R, ...) with R = {lw.shape} log weights, R >= 2; got {O.shape}")
-    if not np.all(np.isfinite(lw)):
-        raise ValueError("log_weights: must be finite (drop overflowed realizations first)")
-    R = lw.size
-    wt = np.exp(lw - lw.max())
-    wt = (wt / wt.sum()).reshape((R,) + (1,) * (O.ndim - 1))
-    post = (wt * O).sum(axis=0)
+    O, wt, post = _weighted_mean_terms(log_weights, values)
+    R = O.shape[0]
     return post, (R * wt * (O - post)).std(axis=0, ddof=1) / math.sqrt(R)
 
 

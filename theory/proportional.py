@@ -291,18 +291,31 @@ def li_sompolinsky(prior: Prior, X, y, kappa, width, gamma0: float = 1.0) -> LiS
     ConvergenceError
         No root of the saddle-point equation was bracketed.
     """
-    prior, Y, kappa, gamma0, n, L, nngp = _setup(prior, X, y, kappa, width, gamma0)
-    Kbar = nngp[L] / gamma0
-    q = _saddle_q(Kbar, Y, kappa, n, L)
-    u = q**L
+    prior, Y, kappa, gamma0, n, L, nngp, Kbar, q, u = _saddle_point(prior, X, y, kappa, width, gamma0)
     pred = u * Kbar @ np.linalg.solve(u * Kbar + kappa * np.eye(Kbar.shape[0]), Y)
     return LiSompolinsky(q=q, u=float(u), predictor=pred)
 
 
-def _saddle_q(Kbar, Y, kappa, n, L) -> float:
-    """Li-Sompolinsky ``q`` for the NNGP readout kernel ``Kbar`` (P, P) and targets ``Y`` (P, 1)."""
+def _saddle_point(prior, X, y, kappa, width, gamma0):
+    """Checked arguments (:func:`_setup`) and the Li-Sompolinsky saddle point of :func:`li_sompolinsky` and
+    :func:`posterior_kernels`.
+
+    Returns
+    -------
+    prior, Y, kappa, gamma0, n, L, nngp
+        As :func:`_setup` (``Y``: float64, shape (P, 1); ``nngp``: float64, shape (L+1, P, P)).
+    Kbar : ndarray of float64, shape (P, P)
+        ``nngp[L] / gamma0``, the NNGP readout kernel in units of ``f = y / sqrt(gamma0)``.
+    q : float
+        Per-layer renormalisation at the saddle point.
+    u : float
+        ``q^L``.
+    """
+    prior, Y, kappa, gamma0, n, L, nngp = _setup(prior, X, y, kappa, width, gamma0)
+    Kbar = nngp[L] / gamma0
     lam, V = np.linalg.eigh(Kbar)
-    return float(np.exp(_saddle_logq(lam, (V.T @ Y[:, 0]) ** 2, kappa, n, L)))
+    q = float(np.exp(_saddle_logq(lam, (V.T @ Y[:, 0]) ** 2, kappa, n, L)))
+    return prior, Y, kappa, gamma0, n, L, nngp, Kbar, q, q**L
 
 
 @dataclass
@@ -434,9 +447,7 @@ def posterior_kernels(prior: Prior, X, y, kappa, width, gamma0: float = 1.0) -> 
     ConvergenceError
         No root of the saddle-point equation was bracketed.
     """
-    prior, Y, kappa, gamma0, n, L, nngp = _setup(prior, X, y, kappa, width, gamma0)
-    q = _saddle_q(nngp[L] / gamma0, Y, kappa, n, L)
-    u = q**L
+    prior, Y, kappa, gamma0, n, L, nngp, _, q, u = _saddle_point(prior, X, y, kappa, width, gamma0)
     P = nngp.shape[1]
     uK = u * nngp[L] / gamma0
     B = np.linalg.solve(uK + kappa * np.eye(P), uK).T  # u Kbar (u Kbar + kappa I)^-1 (symmetric inputs)
