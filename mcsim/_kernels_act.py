@@ -253,7 +253,10 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
         parts (bias + input terms); this kernel adds ``g^2/n Phi^T Phi`` for
         a >= 1 and overwrites the readout entry
     H, PHI : out, shape (R, A+1, P, n) when keep_h / keep_phi
-    ranks : out, int64, shape (R,)  (final dimension k of span(Q))
+    ranks : out, int64, shape (R,)  (final dimension k of span(Q); -1 when a guard tripped: more new
+        directions than dimensions left, or new directions whose Gram is not positive definite.  Neither
+        happens in exact arithmetic with finite states; both happen once a state overflows.  The caller
+        raises for a flagged realization that did not overflow, rather than use it)
     reorth_tol : float  (tolerance of step 3; production: ``_REORTH_TOL``;
         0 always reprojects, inf never)
     cgs2 : bool  (the reference algorithm: an unconditional second Gram-Schmidt pass in
@@ -296,6 +299,7 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
     for r in range(R):
         z = Z[r]
         k = 0
+        lost = False  # a guard below tripped: the realization is not trusted (ranks[r] = -1)
         if diagnose:
             stats[r, 0] = 0.0
         # step 0: h^(0) = U[0]
@@ -333,8 +337,9 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
                     for j in range(P):
                         M[i, j] *= sc[i] * sc[j]
                 rnk = pivoted_cholesky_abs(M, thresh, Lm, work, piv)
-                if rnk > kmax - k:
-                    rnk = kmax - k
+                if rnk > kmax - k:  # more new directions than dimensions left: cannot happen in exact
+                    rnk = kmax - k  # arithmetic (the residual is ~eps |Phi|): flagged, never silent
+                    lost = True
                 # Lu[al, j] = |Phi_al| Lm[al, j], exactly lower triangular in pivot order
                 small = False
                 for al in range(P):
@@ -396,7 +401,8 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
                     G2 = np.dot(Vr, Vr.T)
                     L2 = np.empty((rnk, rnk))
                     T2 = np.empty((rnk, rnk))
-                    cholesky_lower(G2, L2)
+                    if not cholesky_lower(G2, L2):  # the new directions' Gram is not positive definite
+                        lost = True
                     lower_inverse(L2, T2)
                     np.dot(T2, Vr, Q[k:k + rnk])
                     # coef[k + i, al] = sum_j Lu[al, j] L2[j, i]
@@ -436,7 +442,7 @@ def rnn_projected_block_checked(Z, n, n_out, g2, g2_out, sigma2_out, L_in, rank_
                 for i in range(P):
                     for j in range(n):
                         PHI[r, a, i, j] = phi[i, j]
-        ranks[r] = k
+        ranks[r] = -1 if lost else k
         if diagnose:
             Gq = np.dot(Q[:k], Q[:k].T)
             loss = 0.0

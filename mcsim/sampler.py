@@ -428,7 +428,30 @@ def _sample_projected(s: _Setup, kern, key, start, R, keep_h, keep_phi):
             if keep_phi:
                 for a in range(A1):
                     kern.apply_act(H[sl, a].reshape(-1, nmax), nmax, PHI[sl, a].reshape(-1, nmax))
-    return y, chat_d, caux_d, H, PHI
+    return y, chat_d, caux_d, H, PHI, ranks
+
+
+def _check_projection(ranks: np.ndarray, overflow: np.ndarray, start: int) -> None:
+    """Raise if the projected RNN flagged a realization (``ranks < 0``) whose states stayed finite.
+
+    Parameters
+    ----------
+    ranks : ndarray, int64, shape (R,)
+        Final basis dimension per realization; -1 where a guard of the kernel tripped.
+    overflow : ndarray, bool, shape (R,)
+        Realizations that overflowed (flagged and excluded downstream anyway).
+    start : int
+        Global index of the first realization (for the message).
+    """
+    bad = np.flatnonzero((ranks < 0) & ~overflow)
+    if bad.size:
+        R = ranks.shape[0]
+        raise RuntimeError(
+            f"RNN projected sampler: the basis of W's revealed directions lost orthogonality in "
+            f"{bad.size} of {R} realizations (first: realization {start + int(bad[0])}); their numbers are not "
+            f"trusted. This should not happen: please report it with the point spec; method='direct' avoids "
+            f"the projection"
+        )
 
 
 def _fan_in_weights(rng, shared: bool, cached, buf: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -769,8 +792,9 @@ def draw(prep: PreparedPoint, start: int, R: int) -> dict:
     keep_h = "chat" in obs
     keep_phi = "caux" in obs and prior.shared
     with np.errstate(all="ignore"), single_thread_blas():
+        ranks = None
         if prep.resolved == "projected":
-            y, chat_d, caux_d, H, PHI = _sample_projected(s, kern, key, start, R, keep_h, keep_phi)
+            y, chat_d, caux_d, H, PHI, ranks = _sample_projected(s, kern, key, start, R, keep_h, keep_phi)
         else:
             y, chat_d, caux_d, H, PHI = _sample_direct(s, kern, key, start, R, keep_h, keep_phi)
         out = _assemble(s, kern, obs, y, chat_d, caux_d, H, PHI)
@@ -783,6 +807,8 @@ def draw(prep: PreparedPoint, start: int, R: int) -> dict:
             & np.isfinite(chat_d).all(axis=(1, 2, 3))
             & np.isfinite(caux_d).all(axis=(1, 2, 3))
         )
+        if ranks is not None and s.prior.shared:
+            _check_projection(ranks, overflow, start)
     out["overflow"] = overflow
     if overflow.any():
         warnings.warn(

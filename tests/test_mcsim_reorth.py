@@ -27,8 +27,11 @@ ORTH_TOL = 1e-12
 up to the rounding of the second Cholesky-QR; the CGS2 reference gives ~1e-15)."""
 
 
-def _run(prior, X, n, reorth_tol, cgs2, seed=0):
-    """Sample R_CHECK realizations with ``rnn_projected_block_checked``; returns outputs and stats."""
+def _run(prior, X, n, reorth_tol, cgs2, seed=0, rtol=None):
+    """Sample R_CHECK realizations with ``rnn_projected_block_checked``; returns outputs and stats.
+
+    ``rtol``: the residual threshold of the rank decision (default ``S.PROJECTION_RTOL``).
+    """
     seq = S.check_inputs(prior, X)
     s = S._Setup(prior, seq, n)
     kern = kernel_set(prior.activation)
@@ -51,7 +54,7 @@ def _run(prior, X, n, reorth_tol, cgs2, seed=0):
     with S.single_thread_blas():
         kern.rnn_projected_block_checked(
             Z, n, s.n_out, float(s.g2[1]), float(s.g2[A1]), float(s.sigma2[A1]), L_in, rank_in,
-            S.PROJECTION_RTOL, S.CHOLESKY_RTOL, True, False, y, chat, caux, H, unused, ranks,
+            S.PROJECTION_RTOL if rtol is None else rtol, S.CHOLESKY_RTOL, True, False, y, chat, caux, H, unused, ranks,
             reorth_tol, cgs2, True, stats)
     return {"y": y, "H": H, "chat": chat, "caux": caux}, ranks, stats
 
@@ -99,3 +102,21 @@ def test_states_near_a_fixed_point_trigger_the_second_pass_and_stay_orthogonal()
     assert stats_never[:, 1].max() > 1e6 * ORTH_TOL
     # amplified roundoff of nearly dependent directions (observed 3e-11)
     assert _max_rel_diff(new, ref) <= 1e-9
+
+
+def test_guard_flags_a_basis_that_outgrows_the_space_and_sample_refuses_it(monkeypatch):
+    """With the rank threshold at 0 (below its documented minimum 1e-7) round-off residuals count as new
+    directions: at n = 12 < A P the basis would outgrow R^n and lose orthogonality.  The kernel marks such
+    realizations (ranks = -1) instead of clipping silently, and ``mcsim.sample`` raises rather than return them;
+    at the production threshold the same realizations are clean (ranks <= n)."""
+    prior = theory.Prior("rnn", 6, "relu", 1.6, 0.2, 1.6)
+    X = np.random.default_rng(0).normal(1.0, 1.0, size=(5, 20))
+    _, ranks, stats = _run(prior, X, 12, _production_threshold(prior), False)
+    assert np.all((ranks >= 1) & (ranks <= 12)) and stats[:, 1].max() <= ORTH_TOL
+    _, ranks, _ = _run(prior, X, 12, _production_threshold(prior), False, rtol=0.0)
+    assert np.all(ranks == -1), ranks
+    from mcsim import sample
+
+    monkeypatch.setattr(S, "PROJECTION_RTOL", 0.0)
+    with pytest.raises(RuntimeError, match="lost orthogonality in 4 of 4 realizations"):
+        sample(prior, X, 12, 4, seed=0, method="projected")

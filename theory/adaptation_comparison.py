@@ -244,7 +244,8 @@ def predicted_scaled_shifts(adapt, y, hidden_layer: int) -> tuple[dict, float]:
     Returns
     -------
     scaled : dict of str -> (float, float)
-        ``(n Delta, SE)``; the SE is the RQMC error bound ``sum |u_i| se_ij |u_j|`` (0 for linear networks).
+        ``(n Delta, SE)``; the SE is the RQMC error bound ``sum |u_i| se_ij |u_j|`` (an upper bound of the standard
+        error: the entries share RQMC replicates; 0 for linear networks).
     expansion_parameter : float
         ``sqrt(n)`` times :attr:`theory.adaptation.Adaptation.expansion_parameter` at width n
         (divide by ``sqrt(n)``).

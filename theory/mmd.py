@@ -257,9 +257,11 @@ def mmd2_gaussian_with_se(samples, K, lengthscale: float = DEFAULT_LENGTHSCALE) 
     averages over distinct index triples, pairs and quadruples (computed in
     ``O(m^2)`` time and ``O(m)`` memory from the row sums of the kernel matrix).
     Each ``zeta`` estimate is clipped at 0
-    (a variance), which makes the SE slightly conservative where ``zeta_1 = 0``
-    (MMD^2 = 0, degenerate U-statistic; about +9 % in the SE) and leaves it
-    unbiased in variance otherwise.  Unlike the delete-one jackknife, which
+    (a variance), which makes the SE conservative where ``zeta_1 = 0``
+    (MMD^2 = 0, degenerate U-statistic): the mean SE over exact Gaussian samples
+    was 1.19, 1.19, 1.15, 1.08 and 1.06 times the true spread at m = 10, 50,
+    200, 1000 and 3000 (measured 2026-12-07, P = 3); it is unbiased in
+    variance otherwise.  Unlike the delete-one jackknife, which
     doubles the degenerate part, it stays calibrated at the noise floor.  This
     is the sampling error *given* the distribution of the samples (here: given
     the network's inputs), from the finite number ``m`` of weight realizations.

@@ -88,6 +88,39 @@ def valid_realizations(data: dict) -> np.ndarray:
     return np.ones(any_obs.shape[0], dtype=bool)
 
 
+THEORY_SE_DESCRIPTION = ("RQMC error of theory, an upper bound of its standard error: sum over the kernel entries of "
+                         "|coefficient| x entry SE (the entries share RQMC replicates, so their errors are correlated; "
+                         "Minkowski bound); 0: exact (linear).  Combined with the MC SE in quadrature in z, which "
+                         "makes z conservative")
+"""Column description of ``theory_se`` in the posterior comparison tables (one definition)."""
+
+
+def step_readout_masks(y_steps, depths) -> dict:
+    """Realizations usable at each readout depth of a nested simulation (``y_steps``).
+
+    The point file's ``overflow`` flag covers the whole (deepest) simulation;
+    dropping a realization that overflowed at step 30 from its depth-5 readout
+    would condition the shallow rows on the future.  A separate depth-a
+    simulation drops a realization only if it overflowed up to step a, i.e.
+    when its readout after step a is not finite; these masks do the same.
+
+    Parameters
+    ----------
+    y_steps : ndarray, float64, shape (R, A+1, P[, n_out])
+        Per-step readouts of the point file.
+    depths : iterable of int
+        Readout depths a (0 <= a <= A).
+
+    Returns
+    -------
+    dict of int -> ndarray of bool, shape (R,)
+        ``a -> all readouts after step a are finite``.
+    """
+    Y = np.asarray(y_steps)
+    axes = tuple(range(1, Y.ndim - 1))
+    return {int(a): np.isfinite(Y[:, int(a)]).all(axis=axes) for a in depths}
+
+
 def _clean(value):
     if isinstance(value, (np.floating, float)):
         value = float(value)

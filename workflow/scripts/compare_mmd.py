@@ -3,8 +3,11 @@
 Snakemake script (rule compare_mmd).  Output unit 0 is used; overflowed
 realizations are dropped.  With nested readouts (analysis.nested_depths) one
 simulation at the deepest grid depth gives a row per grid depth (``y_steps``
-against ``theory.readout_kernels``), and the depth average over A >=
-MMD_DEPTH_MIN of each simulation is written with its joint SE (claim 4b).  Each MMD^2 comes with its SE over realizations
+against ``theory.readout_kernels``); a depth's row drops only the realizations
+whose readout after that depth is not finite (``_common.step_readout_masks``,
+as a separate depth-a simulation would), and the depth average over A >=
+MMD_DEPTH_MIN of each simulation is written with its joint SE over the
+realizations valid at all of those depths (claim 4b).  Each MMD^2 comes with its SE over realizations
 (given the input set).  The noise floor is the exact mean (0) and std of the
 MMD^2 estimator on the same number of exact samples of N(0, K)
 (theory.mmd.mmd2_null_moments, closed form).
@@ -19,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
     INPUT_SET_GROUP_KEYS, input_set_group_columns, iter_compared_points, package_versions, point_columns, setup_logging,
-    write_table,
+    step_readout_masks, write_table,
 )
 from theory.comparison import pool_input_sets  # noqa: E402
 from theory import Prior, readout_kernels  # noqa: E402
@@ -57,23 +60,27 @@ rows = []
 for point, data, theory, ok, base in iter_compared_points(smk, points):
     depths = points[point]["depths"]
     if "y_steps" in data:  # nested readouts: every grid depth from this one simulation (shared realizations)
-        Y = np.asarray(data["y_steps"])[ok][:, :, :, 0]  # (R, A+1, P)
+        Y = np.asarray(data["y_steps"])[:, :, :, 0]  # (R, A+1, P)
+        masks = step_readout_masks(Y, depths)  # per depth: not the deepest simulation's overflow flag
         K_all = readout_kernels(Prior(**points[point]["prior"]), theory["inputs"], theory["kernel"])  # (A+1, P, P)
-        terms = [(a, Y[:, a], K_all[a], f"{point}/A-{a}") for a in depths]
+        terms = [(a, Y[:, a], K_all[a], f"{point}/A-{a}", masks[a]) for a in depths]
     else:
         depth = points[point]["depth"]
-        terms = [(depth, np.asarray(data["y"])[ok][:, :, 0], np.asarray(theory["kernel"])[depth + 1, depth + 1], point)]
+        terms = [(depth, np.asarray(data["y"])[:, :, 0], np.asarray(theory["kernel"])[depth + 1, depth + 1], point, ok)]
     sim_rows = []
-    for a, y, K, name in terms:
-        value, value_se = mmd2_gaussian_with_se(y, K, lengthscale)
-        floor_mean, floor_std = mmd2_null_moments(K, int(y.shape[0]), lengthscale)
-        sim_rows.append({**base, "depth": a, "depths_shared": len(terms) > 1, "patterns": y.shape[1], "mmd2": value,
+    for a, y, K, name, used in terms:
+        value, value_se = mmd2_gaussian_with_se(y[used], K, lengthscale)
+        floor_mean, floor_std = mmd2_null_moments(K, int(used.sum()), lengthscale)
+        sim_rows.append({**base, "realizations": int(used.sum()), "overflowed": int((~used).sum()), "depth": a,
+                         "depths_shared": len(terms) > 1, "patterns": y.shape[1], "mmd2": value,
                          "mmd2_se": value_se, "noise_floor_mean": floor_mean, "noise_floor_std": floor_std,
                          "lengthscale": lengthscale})
         log.info("%s: MMD2 = %.3g +- %.3g (floor %.3g +- %.3g)", name, value, value_se, floor_mean, floor_std)
     deep = [t for t in terms if t[0] >= MMD_DEPTH_MIN]
-    total, total_se = (mmd2_gaussian_sum_with_se([t[1] for t in deep], [t[2] for t in deep], lengthscale)
-                       if len(deep) > 1 else (np.nan, np.nan))
+    # the joint SE needs the same realizations at every averaged depth: those valid at all of them
+    joint = np.logical_and.reduce([t[4] for t in deep]) if deep else ok
+    total, total_se = (mmd2_gaussian_sum_with_se([t[1][joint] for t in deep], [t[2] for t in deep], lengthscale)
+                       if deep and len(terms) > 1 else (np.nan, np.nan))
     for r in sim_rows:  # depth average of this simulation with its joint SE (shared realizations)
         r.update(mmd2_deep=total / max(len(deep), 1), mmd2_deep_se=total_se / max(len(deep), 1), deep_depths=len(deep))
     rows.extend(sim_rows)

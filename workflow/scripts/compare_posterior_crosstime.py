@@ -16,7 +16,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import (iter_posterior_points, package_versions, point_columns, point_row,  # noqa: E402
+from _common import (THEORY_SE_DESCRIPTION, iter_posterior_points, package_versions, point_columns, point_row,  # noqa: E402
                      start_posterior_compare, theory_cache_key, write_table, z_score)
 from theory.adaptation import adaptation  # noqa: E402
 from theory.adaptation_comparison import cross_pairs, measured_cross_shifts, predicted_cross_shifts  # noqa: E402
@@ -36,7 +36,7 @@ columns = {
     "n_shift": "n Delta[u^T Chat^(a,b)_DD u]: n (importance-weighted mean - prior mean) (MC)",
     "n_shift_se": "delta-method standard error of n_shift",
     "theory": "n Delta of the first-order adaptation theory (theory.adaptation; width independent)",
-    "theory_se": "RQMC error of theory (0: exact, linear)",
+    "theory_se": THEORY_SE_DESCRIPTION,
     "z": "(n_shift - theory) / sqrt(n_shift_se^2 + theory_se^2) (includes the O(1/n) correction)",
     "expansion": "sqrt(Var_prior[sum G dK]) at this width and gamma_0 (first order needs << 1)",
     "train": "training patterns P_D",

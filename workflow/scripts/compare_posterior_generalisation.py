@@ -15,7 +15,7 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from _common import (iter_posterior_points, package_versions, point_columns, point_row,  # noqa: E402
+from _common import (THEORY_SE_DESCRIPTION, iter_posterior_points, package_versions, point_columns, point_row,  # noqa: E402
                      start_posterior_compare, theory_cache_key, write_table, z_score)
 from theory.adaptation import adaptation  # noqa: E402
 from theory.adaptation_comparison import gp_test_error, posterior_test_error, predicted_error_shift  # noqa: E402
@@ -36,7 +36,7 @@ columns = {
     "n_diff": "n (error_post - error_gp) (MC)",
     "n_diff_se": "standard error of n_diff",
     "theory": "n (error_post - error_gp) of the first-order theory (width independent; complete for linear phi)",
-    "theory_se": "RQMC error of theory (0: exact, linear)",
+    "theory_se": THEORY_SE_DESCRIPTION,
     "z": "(n_diff - theory) / sqrt(n_diff_se^2 + theory_se^2) (includes the O(1/n) correction)",
     "expansion": "sqrt(Var_prior[sum G dK]) at this width (first order needs << 1)",
     "train": "training patterns P_D (the others are test patterns)",
