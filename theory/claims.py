@@ -788,15 +788,42 @@ def claim_adaptation_converges(rows) -> ClaimResult:
     ``theory_se``, ``width``); per group the two largest widths are extrapolated
     with :func:`theory.adaptation_comparison.richardson` (:func:`_extrapolated_agreement`).
     """
-    groups = _groups_by(rows, ADAPTATION_GROUP)
+    return _grouped_extrapolation("9", rows, ADAPTATION_GROUP, "posterior table with >= 2 widths per group",
+                                  "{experiment} {arch} {bias} {activation} A={depth} {observable}")
+
+
+def _grouped_extrapolation(claim_id: str, rows, group: tuple, missing: str, label: str, mc: str = "n_shift",
+                           resolve=None) -> ClaimResult:
+    """Group ``rows`` by the columns ``group`` and run :func:`_extrapolated_agreement` on the groups.
+
+    Parameters
+    ----------
+    claim_id : str
+    rows : list of dict
+    group : tuple of str
+        Columns whose values identify a curve against the width.
+    missing : str
+        What is missing when no group has two widths (the "not evaluated" reason).
+    label : str
+        ``str.format`` template over the ``group`` columns naming a group in the reason.
+    mc : str
+        Column of the MC estimate; its SE is the column ``mc + "_se"``.
+    resolve : callable, optional
+        ``resolve(fields: dict) -> bool``: groups that count for the resolution requirement (default: all).
+
+    Returns
+    -------
+    ClaimResult
+    """
+    groups = _groups_by(rows, group)
     if not groups:
-        return _missing("9", "posterior table with >= 2 widths per group")
+        return _missing(claim_id, missing)
 
-    def describe(key):
-        k = dict(zip(ADAPTATION_GROUP, key))
-        return f"{k['experiment']} {k['arch']} {k['bias']} {k['activation']} A={k['depth']} {k['observable']}"
+    def fields(key):
+        return dict(zip(group, key))
 
-    return _extrapolated_agreement("9", groups, "n_shift", "n_shift_se", describe)
+    return _extrapolated_agreement(claim_id, groups, mc, mc + "_se", lambda key: label.format(**fields(key)),
+                                   resolve=(lambda key: True) if resolve is None else (lambda key: resolve(fields(key))))
 
 
 ALIGNMENT_GROUP = ("experiment", "arch", "bias", "activation", "depth", "g2", "sigma2", "input_set", "a")
@@ -811,15 +838,8 @@ def claim_alignment_shift(rows) -> ClaimResult:
     ``theory``, ``theory_se``, ``width``); per group (:data:`ALIGNMENT_GROUP`)
     the two largest widths are extrapolated (:func:`_extrapolated_agreement`).
     """
-    groups = _groups_by(rows, ALIGNMENT_GROUP)
-    if not groups:
-        return _missing("9b", "posterior_layers table with >= 2 widths per group")
-
-    def describe(key):
-        k = dict(zip(ALIGNMENT_GROUP, key))
-        return f"{k['experiment']} {k['arch']} {k['bias']} {k['activation']} A={k['depth']} layer a={k['a']}"
-
-    return _extrapolated_agreement("9b", groups, "n_shift", "n_shift_se", describe)
+    return _grouped_extrapolation("9b", rows, ALIGNMENT_GROUP, "posterior_layers table with >= 2 widths per group",
+                                  "{experiment} {arch} {bias} {activation} A={depth} layer a={a}")
 
 
 # --------------------------------------------------------------------------- claims 10, 11 (feature-learning figures)
@@ -893,17 +913,10 @@ def claim_crosstime_adaptation(rows) -> ClaimResult:
     Rows of ``posterior_crosstime`` tables; rows with ``valid = 0`` (ESS below
     task.min_ess) are left out (the two largest *valid* widths are used).
     """
-    groups = _groups_by([r for r in rows if int(r["valid"]) == 1], CROSSTIME_GROUP)
-    if not groups:
-        return _missing("10", "posterior_crosstime table with >= 2 widths of sufficient ESS per group")
-    idx = {k: i for i, k in enumerate(CROSSTIME_GROUP)}
-
-    def describe(k):
-        return (f"{k[idx['experiment']]} {k[idx['arch']]} {k[idx['bias']]} {k[idx['activation']]} "
-                f"A={k[idx['depth']]} pair ({k[idx['a']]}, {k[idx['b']]}) gamma0={k[idx['gamma0']]}")
-
-    return _extrapolated_agreement("10", groups, "n_shift", "n_shift_se", describe,
-                                   resolve=lambda k: k[idx["arch"]] == "rnn")
+    return _grouped_extrapolation("10", [r for r in rows if int(r["valid"]) == 1], CROSSTIME_GROUP,
+                                  "posterior_crosstime table with >= 2 widths of sufficient ESS per group",
+                                  "{experiment} {arch} {bias} {activation} A={depth} pair ({a}, {b}) gamma0={gamma0}",
+                                  resolve=lambda f: f["arch"] == "rnn")
 
 
 def claim_generalisation_shift(rows) -> ClaimResult:
@@ -912,16 +925,11 @@ def claim_generalisation_shift(rows) -> ClaimResult:
     Rows of ``posterior_generalisation`` tables; only ``activation == "linear"``
     rows are tested (see the claim's statistic).
     """
-    groups = _groups_by([r for r in rows if r["activation"] == "linear"], GENERALISATION_GROUP)
-    if not groups:
-        return _missing("11", "posterior_generalisation table with linear networks at >= 2 widths")
-    idx = {k: i for i, k in enumerate(GENERALISATION_GROUP)}
+    return _grouped_extrapolation("11", [r for r in rows if r["activation"] == "linear"], GENERALISATION_GROUP,
+                                  "posterior_generalisation table with linear networks at >= 2 widths",
+                                  "{experiment} {arch} {bias} A={depth} task {task}", mc="n_diff")
 
-    def describe(k):
-        return (f"{k[idx['experiment']]} {k[idx['arch']]} {k[idx['bias']]} A={k[idx['depth']]} "
-                f"task {k[idx['task']]}")
 
-    return _extrapolated_agreement("11", groups, "n_diff", "n_diff_se", describe)
 # --------------------------------------------------------------------------- claim 12 (proportional tables)
 
 PROPORTIONAL_GROUP = ("experiment", "alpha", "depth", "layer")
