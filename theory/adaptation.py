@@ -55,7 +55,9 @@ class Adaptation:
     caux, chat : ndarray, shape (A+2, A+2, P, P)
         ``Delta[Caux^(a,b)_{alpha beta}]``, ``Delta[Chat^(a,b)_{alpha beta}]``.
     caux_se, chat_se : ndarray, shape (A+2, A+2, P, P)
-        Their numerical (RQMC) standard errors; zero for the exact linear case.
+        Their numerical (RQMC) standard errors per entry; zero for the exact linear case.
+        For a combination of entries use :meth:`combination_se` (the entries' errors are
+        correlated).
     predictor : ndarray, shape (P, n_out)
         ``Delta[m_alpha]`` of the posterior-mean predictor, all patterns.
     predictor_se : ndarray, shape (P, n_out)
@@ -84,6 +86,9 @@ class Adaptation:
     width, kappa, gamma0 : float
     method : str
         How the four-point moments were evaluated (``isserlis`` or ``rqmc``).
+    caux_replicates, chat_replicates : ndarray, shape (R_q, A+2, A+2, P, P), or None
+        ``caux`` and ``chat`` per RQMC replicate (``R_q = 1``: exact).
+    predictor_replicates : ndarray, shape (R_q, P, n_out), or None
     """
 
     caux: np.ndarray
@@ -109,6 +114,37 @@ class Adaptation:
     kappa: float
     gamma0: float
     method: str
+    caux_replicates: np.ndarray | None = None
+    chat_replicates: np.ndarray | None = None
+    predictor_replicates: np.ndarray | None = None
+
+    def combination_se(self, field: str, combine) -> float:
+        """RQMC standard error of a linear combination of one shift array.
+
+        The entries of ``caux``, ``chat`` and ``predictor`` come from the same
+        RQMC replicates, so their errors are correlated: the SE of a combination
+        is taken over the replicates of the combination itself, not bounded
+        entry by entry.
+
+        Parameters
+        ----------
+        field : {"caux", "chat", "predictor"}
+        combine : callable
+            Linear map from one array of that field's shape (``(A+2, A+2, P, P)``,
+            or ``(P, n_out)`` for the predictor) to a float.
+
+        Returns
+        -------
+        float
+            ``std over replicates / sqrt(replicates)``; 0 when exact (one replicate or none stored).
+        """
+        if field not in ("caux", "chat", "predictor"):
+            raise ValueError(f"field: must be 'caux', 'chat' or 'predictor', got {field!r}")
+        reps = getattr(self, field + "_replicates")
+        if reps is None or reps.shape[0] < 2:
+            return 0.0
+        values = np.array([float(combine(x)) for x in reps])
+        return float(values.std(ddof=1) / np.sqrt(values.size))
 
 
 def _targets(y, P: int) -> np.ndarray:
@@ -277,5 +313,6 @@ def adaptation(prior, X, y, train, kappa, width, gamma0: float = 1.0, method: st
         test_error=te_d, test_error_se=te_se, test_error_prior=te0,
         G=G, kernel=K, expansion_parameter=float(np.sqrt(max(var_lin, 0.0))),
         train=tr, test=te, width=n, kappa=kappa_f, gamma0=gamma0, method=cov.method,
+        caux_replicates=caux_r, chat_replicates=chat_r, predictor_replicates=pred_r,
     )
 

@@ -244,19 +244,29 @@ def predicted_scaled_shifts(adapt, y, hidden_layer: int) -> tuple[dict, float]:
     Returns
     -------
     scaled : dict of str -> (float, float)
-        ``(n Delta, SE)``; the SE is the RQMC error bound ``sum |u_i| se_ij |u_j|`` (an upper bound of the standard
-        error: the entries share RQMC replicates; 0 for linear networks).
+        ``(n Delta, SE)``; the SE is the RQMC standard error of each combination over the replicates
+        (:meth:`theory.adaptation.Adaptation.combination_se`; 0 for linear networks).
     expansion_parameter : float
         ``sqrt(n)`` times :attr:`theory.adaptation.Adaptation.expansion_parameter` at width n
         (divide by ``sqrt(n)``).
     """
     r, train, test = adapt, adapt.train, adapt.test
     u, v = unit_direction(y, train), unit_direction(y, test)
-    au, D, A1 = np.abs(u), np.ix_(train, train), r.chat.shape[0] - 1
+    D, A1 = np.ix_(train, train), r.chat.shape[0] - 1
+
+    def readout(x):
+        return u @ x[A1, A1][D] @ u
+
+    def hidden(x):
+        return u @ x[hidden_layer, hidden_layer][D] @ u
+
+    def predictor(m):
+        return m[test, 0] @ v
+
     out = {
-        "readout": (u @ r.caux[A1, A1][D] @ u, au @ r.caux_se[A1, A1][D] @ au),
-        "hidden": (u @ r.chat[hidden_layer, hidden_layer][D] @ u, au @ r.chat_se[hidden_layer, hidden_layer][D] @ au),
-        "predictor": (r.predictor[test, 0] @ v, np.abs(v) @ r.predictor_se[test, 0]),
+        "readout": (readout(r.caux), r.combination_se("caux", readout)),
+        "hidden": (hidden(r.chat), r.combination_se("chat", hidden)),
+        "predictor": (predictor(r.predictor), r.combination_se("predictor", predictor)),
     }
     return {k: (float(a), float(b)) for k, (a, b) in out.items()}, float(r.expansion_parameter)
 
@@ -387,15 +397,19 @@ def predicted_alignment_shifts(adapt, gradients, train) -> list[tuple[float, flo
     Returns
     -------
     list of (float, float)
-        ``(n Delta, RQMC error bound)`` per layer.
+        ``(n Delta, RQMC SE)`` per layer (:meth:`theory.adaptation.Adaptation.combination_se`).
     """
     train = np.sort(np.asarray(train, dtype=np.int64))
     D = np.ix_(train, train)
     A1 = adapt.chat.shape[0] - 1
     out = []
     for a, g in enumerate(gradients, start=1):
-        src, se = (adapt.caux, adapt.caux_se) if a == A1 else (adapt.chat, adapt.chat_se)
-        out.append((float(np.sum(g * src[a, a][D])), float(np.sum(np.abs(g) * se[a, a][D]))))
+        field = "caux" if a == A1 else "chat"
+
+        def shift(x, a=a, g=g):
+            return np.sum(g * x[a, a][D])
+
+        out.append((float(shift(getattr(adapt, field))), adapt.combination_se(field, shift)))
     return out
 
 
@@ -514,12 +528,18 @@ def predicted_cross_shifts(adapt, y, pairs) -> dict:
     Returns
     -------
     dict of (a, b) -> (float, float)
-        ``(n Delta, RQMC error bound sum |u_i| se_ij |u_j|)``.
+        ``(n Delta, RQMC SE)`` (:meth:`theory.adaptation.Adaptation.combination_se`).
     """
     train = adapt.train
     u = unit_direction(y, train)
-    au, D = np.abs(u), np.ix_(train, train)
-    return {(a, b): (float(u @ adapt.chat[a, b][D] @ u), float(au @ adapt.chat_se[a, b][D] @ au)) for a, b in pairs}
+    D = np.ix_(train, train)
+    out = {}
+    for a, b in pairs:
+        def shift(x, a=a, b=b):
+            return u @ x[a, b][D] @ u
+
+        out[(a, b)] = (float(shift(adapt.chat)), adapt.combination_se("chat", shift))
+    return out
 
 
 # --------------------------------------------------------------------------- generalisation

@@ -88,10 +88,9 @@ def valid_realizations(data: dict) -> np.ndarray:
     return np.ones(any_obs.shape[0], dtype=bool)
 
 
-THEORY_SE_DESCRIPTION = ("RQMC error of theory, an upper bound of its standard error: sum over the kernel entries of "
-                         "|coefficient| x entry SE (the entries share RQMC replicates, so their errors are correlated; "
-                         "Minkowski bound); 0: exact (linear).  Combined with the MC SE in quadrature in z, which "
-                         "makes z conservative")
+THEORY_SE_DESCRIPTION = ("RQMC standard error of theory: the spread over the RQMC replicates of this very "
+                         "combination of kernel entries (theory.adaptation.Adaptation.combination_se); 0: exact "
+                         "(linear)")
 """Column description of ``theory_se`` in the posterior comparison tables (one definition)."""
 
 
