@@ -118,6 +118,23 @@ class Adaptation:
     chat_replicates: np.ndarray | None = None
     predictor_replicates: np.ndarray | None = None
 
+    def combination(self, field: str, combine) -> tuple[float, float]:
+        """A linear combination of one shift array and its RQMC standard error.
+
+        Parameters
+        ----------
+        field : {"caux", "chat", "predictor"}
+        combine : callable
+            As in :meth:`combination_se`.
+
+        Returns
+        -------
+        value, se : float
+            ``combine(getattr(self, field))`` and :meth:`combination_se`.
+        """
+        se = self.combination_se(field, combine)
+        return float(combine(getattr(self, field))), se
+
     def combination_se(self, field: str, combine) -> float:
         """RQMC standard error of a linear combination of one shift array.
 

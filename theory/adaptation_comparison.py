@@ -245,7 +245,7 @@ def predicted_scaled_shifts(adapt, y, hidden_layer: int) -> tuple[dict, float]:
     -------
     scaled : dict of str -> (float, float)
         ``(n Delta, SE)``; the SE is the RQMC standard error of each combination over the replicates
-        (:meth:`theory.adaptation.Adaptation.combination_se`; 0 for linear networks).
+        (:meth:`theory.adaptation.Adaptation.combination`; 0 for linear networks).
     expansion_parameter : float
         ``sqrt(n)`` times :attr:`theory.adaptation.Adaptation.expansion_parameter` at width n
         (divide by ``sqrt(n)``).
@@ -263,12 +263,9 @@ def predicted_scaled_shifts(adapt, y, hidden_layer: int) -> tuple[dict, float]:
     def predictor(m):
         return m[test, 0] @ v
 
-    out = {
-        "readout": (readout(r.caux), r.combination_se("caux", readout)),
-        "hidden": (hidden(r.chat), r.combination_se("chat", hidden)),
-        "predictor": (predictor(r.predictor), r.combination_se("predictor", predictor)),
-    }
-    return {k: (float(a), float(b)) for k, (a, b) in out.items()}, float(r.expansion_parameter)
+    out = {"readout": r.combination("caux", readout), "hidden": r.combination("chat", hidden),
+           "predictor": r.combination("predictor", predictor)}
+    return out, float(r.expansion_parameter)
 
 
 def richardson(n1: float, x1: float, se1: float, n2: float, x2: float, se2: float) -> tuple[float, float]:
@@ -397,7 +394,7 @@ def predicted_alignment_shifts(adapt, gradients, train) -> list[tuple[float, flo
     Returns
     -------
     list of (float, float)
-        ``(n Delta, RQMC SE)`` per layer (:meth:`theory.adaptation.Adaptation.combination_se`).
+        ``(n Delta, RQMC SE)`` per layer (:meth:`theory.adaptation.Adaptation.combination`).
     """
     train = np.sort(np.asarray(train, dtype=np.int64))
     D = np.ix_(train, train)
@@ -409,7 +406,7 @@ def predicted_alignment_shifts(adapt, gradients, train) -> list[tuple[float, flo
         def shift(x, a=a, g=g):
             return np.sum(g * x[a, a][D])
 
-        out.append((float(shift(getattr(adapt, field))), adapt.combination_se(field, shift)))
+        out.append(adapt.combination(field, shift))
     return out
 
 
@@ -528,7 +525,7 @@ def predicted_cross_shifts(adapt, y, pairs) -> dict:
     Returns
     -------
     dict of (a, b) -> (float, float)
-        ``(n Delta, RQMC SE)`` (:meth:`theory.adaptation.Adaptation.combination_se`).
+        ``(n Delta, RQMC SE)`` (:meth:`theory.adaptation.Adaptation.combination`).
     """
     train = adapt.train
     u = unit_direction(y, train)
@@ -538,7 +535,7 @@ def predicted_cross_shifts(adapt, y, pairs) -> dict:
         def shift(x, a=a, b=b):
             return u @ x[a, b][D] @ u
 
-        out[(a, b)] = (float(shift(adapt.chat)), adapt.combination_se("chat", shift))
+        out[(a, b)] = adapt.combination("chat", shift)
     return out
 
 
