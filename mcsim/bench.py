@@ -21,7 +21,7 @@ inputs, relu, g^2 = 1.6, sigma^2 = 0.2) it measures, in the same run:
                products (:func:`numpy_materialised_rnn`, no observables beyond
                the states and outputs);
 ``floor``      the time of the normals the projected sampler consumes (measured:
-               per-realization Philox generator + ``standard_normal`` of that
+               per-realization generator + ``standard_normal`` of that
                size) plus its Gram-Schmidt and update flops
                (:func:`mcsim.sampler.rnn_projection_flops`; the DNN has none) at
                the single-core GEMM rate (``C = A B`` with 512 x 512 matrices),

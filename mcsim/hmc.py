@@ -193,7 +193,7 @@ def step(potential, state: ChainState, key: int, settings: HMCSettings) -> tuple
     state : ChainState
         Updated in place.
     key : int
-        Philox key of the chain (:func:`mcsim._rng.stream_key`).
+        Stream key of the chain (:func:`mcsim._rng.stream_key`).
     settings : HMCSettings
 
     Returns

@@ -423,7 +423,7 @@ class ChainSegment:
 class ChainProblem:
     """One HMC posterior problem: the potential, the random streams of each chain and how to advance a chain.
 
-    Chain ``c`` is a function of the problem and ``c`` only (its own Philox
+    Chain ``c`` is a function of the problem and ``c`` only (its own random
     streams), so chains can run in any order, on any rank, in any number of
     pieces (:meth:`advance` from a restored state continues bit-identically).
 

@@ -231,7 +231,11 @@ def _deterministic_caux(prior: Prior, seq: np.ndarray) -> np.ndarray:
 # pass) and the BLAS Grams of the projected DNN (its P x P Grams and h = L Z now
 # count as GEMM flops): projected pred/measured 0.73-1.57 (>= 0.2 ms per realization).
 _NS_PER_NORMAL = 20.0
-"""ns per standard normal (Philox + ziggurat; measured 21 ns on the 2-core test machine)."""
+"""ns per standard normal (Philox + ziggurat, stream version <= 3; measured 21 ns on the 2-core test machine).
+
+Not refitted for SFC64 (stream version 4, about 1.5x faster per normal): the
+constant also decides ``method="auto"``, and keeping it keeps every point's
+resolved method (part of its identity) unchanged."""
 _NS_PER_GEMM_FLOP = 0.06
 """ns per flop of the BLAS-3 products (single-thread GEMMs of the shapes used, about 15 GFLOP/s)."""
 _NS_PER_LOOP_FLOP = 0.5

@@ -118,5 +118,5 @@ def test_guard_flags_a_basis_that_outgrows_the_space_and_sample_refuses_it(monke
     from mcsim import sample
 
     monkeypatch.setattr(S, "PROJECTION_RTOL", 0.0)
-    with pytest.raises(RuntimeError, match="lost orthogonality in 4 of 4 realizations"):
+    with pytest.raises(RuntimeError, match=r"lost orthogonality in [1-4] of 4 realizations"):  # how many: stream-dependent
         sample(prior, X, 12, 4, seed=0, method="projected")

@@ -150,7 +150,7 @@ def test_stale_shard_is_refused(tmp_path, capsys):
     assert shard.exists()  # refused, not quarantined or overwritten
 
 
-GOLDEN_STREAM_FILES = {3: "golden_stream_v3.npz"}
+GOLDEN_STREAM_FILES = {4: "golden_stream_v4.npz"}
 """Reference numbers of a few realizations per SAMPLER_STREAM_VERSION (see :func:`_golden_numbers`),
 in ``tests/data``.  Versions before 3 were pinned by a hash of exact IEEE arithmetic; since
 version 3 the samplers use BLAS GEMMs, whose summation order may differ between CPUs' BLAS
