@@ -107,7 +107,7 @@ def _solve_lower(L: np.ndarray, B: np.ndarray, transpose: bool = False) -> np.nd
     ndarray of float64, shape (R, m, k)
     """
     m = L.shape[1]
-    X = np.empty(np.broadcast_shapes(B.shape, (L.shape[0], m, 1)))
+    X = np.empty((L.shape[0], m, B.shape[2]))
     rows = range(m - 1, -1, -1) if transpose else range(m)
     for i in rows:
         rhs = B[:, i, :]
